@@ -1,0 +1,24 @@
+"""Preference answers: reading, validating, the pairs x users answer matrix, and splits."""
+
+from preflm.data.records import (
+    PREFERENCE_COLUMNS,
+    DataError,
+    PreferenceRecord,
+    load_preferences,
+    normalize_frame,
+    parse_preference,
+)
+from preflm.data.matrix import AnswerMatrix
+from preflm.data.split import DatasetSplit, split_answers
+
+__all__ = [
+    "PREFERENCE_COLUMNS",
+    "AnswerMatrix",
+    "DataError",
+    "DatasetSplit",
+    "PreferenceRecord",
+    "load_preferences",
+    "normalize_frame",
+    "parse_preference",
+    "split_answers",
+]

@@ -1,0 +1,201 @@
+"""One record type for an answer, and readers for JSONL, CSV, Parquet and Hugging Face datasets.
+
+Every reader returns the same normalized table (see :data:`PREFERENCE_COLUMNS`): one row per answer,
+``preference`` as a float (1 = ``response_a`` preferred, 0 = ``response_b``, 0.5 = tie). Bad input
+raises :class:`DataError` naming the file, row and field before anything is returned.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+PREFERENCE_COLUMNS = ("user_id", "prompt", "response_a", "response_b", "preference")
+TEXT_COLUMNS = ("prompt", "response_a", "response_b")
+SPLITS = ("train", "pool", "test")
+OPTIONAL_COLUMNS = ("split", "true_reward_a", "true_reward_b", "true_features_a", "true_features_b")
+
+_LABELS = {"a": 1.0, "b": 0.0, "tie": 0.5, "1": 1.0, "0": 0.0, "0.5": 0.5, "1.0": 1.0, "0.0": 0.0}
+
+
+class DataError(ValueError):
+    """Invalid preference data; the message names the source, the row and the field."""
+
+    def __init__(self, source: str, message: str, row: int | None = None, field: str | None = None):
+        where = source
+        if row is not None:
+            where += f", row {row}"
+        if field is not None:
+            where += f", field '{field}'"
+        super().__init__(f"{where}: {message}")
+        self.source, self.row, self.field = source, row, field
+
+
+@dataclass(frozen=True)
+class PreferenceRecord:
+    """One user's answer: which of two responses to a prompt they prefer (1, 0, or 0.5 for a tie)."""
+
+    user_id: str
+    prompt: str
+    response_a: str
+    response_b: str
+    preference: float
+    split: str | None = None
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "preference", parse_preference(self.preference))
+
+
+def parse_preference(value: Any) -> float:
+    """Map ``a``/``b``/``tie`` or 1/0/0.5 (any case, str or number) to 1.0/0.0/0.5."""
+    if isinstance(value, (bool, np.bool_)):
+        return 1.0 if value else 0.0
+    if isinstance(value, (int, float, np.integer, np.floating)):
+        if float(value) in (0.0, 0.5, 1.0):
+            return float(value)
+        raise ValueError(f"unknown preference {value!r} (expected a, b, tie, 1, 0 or 0.5)")
+    if isinstance(value, str) and value.strip().lower() in _LABELS:
+        return _LABELS[value.strip().lower()]
+    raise ValueError(f"unknown preference {value!r} (expected a, b, tie, 1, 0 or 0.5)")
+
+
+def _message_text(value: Any, last_only: bool) -> Any:
+    """Flatten TRL conversational rows (lists of ``{role, content}``) into plain text."""
+    if isinstance(value, (list, tuple, np.ndarray)) and len(value) and all(isinstance(m, dict) for m in value):
+        if last_only:
+            return str(value[-1].get("content", ""))
+        return "\n".join(f"{m.get('role', 'user')}: {m.get('content', '')}" for m in value)
+    return value
+
+
+def normalize_frame(
+    frame: pd.DataFrame, source: str = "<frame>", user_column: str = "user_id", default_user: str | None = None
+) -> pd.DataFrame:
+    """Validate a table of answers and return it in the standard schema.
+
+    Accepts the standard columns or TRL-style ``prompt, chosen, rejected`` plus a user column.
+    ``default_user`` fills a missing user column (single-user files, e.g. one user's onboarding answers).
+    """
+    frame = frame.reset_index(drop=True).copy()
+    if user_column != "user_id" and user_column in frame.columns:
+        frame = frame.rename(columns={user_column: "user_id"})
+    if "user_id" not in frame.columns and default_user is not None:
+        frame["user_id"] = default_user
+    if "response_a" not in frame.columns and {"chosen", "rejected"} <= set(frame.columns):
+        frame = frame.rename(columns={"chosen": "response_a", "rejected": "response_b"})
+        if "preference" not in frame.columns:
+            frame["preference"] = 1.0
+        frame["response_a"] = [_message_text(v, True) for v in frame["response_a"]]
+        frame["response_b"] = [_message_text(v, True) for v in frame["response_b"]]
+        if "prompt" in frame.columns:
+            frame["prompt"] = [_message_text(v, False) for v in frame["prompt"]]
+    missing = [c for c in PREFERENCE_COLUMNS if c not in frame.columns]
+    if missing:
+        hint = f" (use --user-column to name it)" if "user_id" in missing else ""
+        raise DataError(source, f"missing column(s) {missing}; found {list(frame.columns)}{hint}")
+    if frame.empty:
+        raise DataError(source, "no answers in the data")
+
+    for column in TEXT_COLUMNS:
+        values = frame[column]
+        not_str = ~values.map(lambda v: isinstance(v, str))
+        if not_str.any():
+            row = int(np.flatnonzero(not_str.to_numpy())[0])
+            raise DataError(source, f"text must be a string, got {type(values.iloc[row]).__name__}", row, column)
+        empty = values.str.strip().str.len() == 0
+        if empty.any():
+            raise DataError(source, "empty text", int(np.flatnonzero(empty.to_numpy())[0]), column)
+    users = frame["user_id"]
+    bad_user = users.isna() | (users.astype(str).str.strip().str.len() == 0)
+    if bad_user.any():
+        raise DataError(source, "missing user id", int(np.flatnonzero(bad_user.to_numpy())[0]), "user_id")
+    frame["user_id"] = users.astype(str)
+
+    labels = np.empty(len(frame))
+    for row, value in enumerate(frame["preference"].tolist()):
+        try:
+            labels[row] = parse_preference(value)
+        except ValueError as err:
+            raise DataError(source, str(err), row, "preference") from None
+    frame["preference"] = labels
+
+    if "split" in frame.columns:
+        split = frame["split"].astype(str).str.strip().str.lower()
+        bad = ~split.isin(SPLITS)
+        if bad.any():
+            row = int(np.flatnonzero(bad.to_numpy())[0])
+            raise DataError(source, f"unknown split {frame['split'].iloc[row]!r} (expected {SPLITS})", row, "split")
+        frame["split"] = split
+    for column in ("true_features_a", "true_features_b"):
+        if column in frame.columns:
+            frame[column] = [json.loads(v) if isinstance(v, str) else list(v) for v in frame[column]]
+    keep = [c for c in PREFERENCE_COLUMNS + OPTIONAL_COLUMNS if c in frame.columns]
+    return frame[keep]
+
+
+def _read_table(path: Path) -> pd.DataFrame:
+    suffixes = "".join(path.suffixes[-2:]).lower()
+    if path.suffix.lower() in (".jsonl", ".ndjson") or suffixes.endswith(".jsonl.gz"):
+        return pd.read_json(path, lines=True, dtype=False)
+    if path.suffix.lower() == ".json":
+        try:
+            return pd.read_json(path, lines=True, dtype=False)
+        except ValueError:
+            return pd.read_json(path, dtype=False)
+    if path.suffix.lower() in (".csv", ".tsv"):
+        sep = "\t" if path.suffix.lower() == ".tsv" else ","
+        return pd.read_csv(path, sep=sep, dtype=str, keep_default_na=False)
+    if path.suffix.lower() in (".parquet", ".pq"):
+        return pd.read_parquet(path)
+    raise DataError(str(path), "unsupported file type (use .jsonl, .json, .csv, .tsv, .parquet or a datasets folder)")
+
+
+def load_preferences(
+    source: str | Path,
+    user_column: str = "user_id",
+    hf_split: str = "train",
+    default_user: str | None = None,
+) -> pd.DataFrame:
+    """Read answers from a file, a ``datasets.save_to_disk`` folder or a Hugging Face hub id.
+
+    Returns the normalized table (:func:`normalize_frame`); raises :class:`DataError` on bad input.
+    """
+    path = Path(source)
+    if path.is_file():
+        try:
+            frame = _read_table(path)
+        except (ValueError, OSError) as err:
+            if isinstance(err, DataError):
+                raise
+            raise DataError(str(path), f"cannot parse file: {err}") from None
+    elif path.is_dir() or not path.suffix:
+        import datasets
+
+        try:
+            if path.is_dir():
+                loaded = datasets.load_from_disk(str(path))
+            else:
+                loaded = datasets.load_dataset(str(source))
+        except Exception as err:
+            raise DataError(str(source), f"cannot load as a Hugging Face dataset: {err}") from None
+        if isinstance(loaded, datasets.DatasetDict):
+            if hf_split not in loaded:
+                raise DataError(str(source), f"no split {hf_split!r}; available: {list(loaded)}")
+            loaded = loaded[hf_split]
+        frame = loaded.to_pandas()
+    else:
+        raise DataError(str(source), "file not found")
+    return normalize_frame(frame, str(source), user_column, default_user)
+
+
+def records_to_frame(records: list[PreferenceRecord]) -> pd.DataFrame:
+    """Standard table from records (split column only when some record has one)."""
+    frame = pd.DataFrame([r.__dict__ for r in records])
+    if "split" in frame.columns and frame["split"].isna().all():
+        frame = frame.drop(columns="split")
+    return normalize_frame(frame)

@@ -1,0 +1,48 @@
+"""Training settings for base reward functions, as one dataclass (TRL style)."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, fields
+
+
+@dataclass
+class FactorizeConfig:
+    """How to learn J base rewards phi = head(features) and the seen users' weights.
+
+    ``svd_init`` and ``l2`` are the two stabilisers of the paper; set ``svd_init=False`` or ``l2=0``
+    for the ablations.
+    """
+
+    n_factors: int = 8
+    head: str = "linear"
+    hidden_size: int = 128
+    svd_init: bool = True
+    svd_rank: int = 100
+    svd_iterations: int = 10
+    l2: float = 1e-2
+    learning_rate: float = 1e-2
+    max_steps: int = 2000
+    batch_size: int = 8192
+    eval_every: int = 25
+    patience: int = 8
+    val_fraction: float = 0.1
+    prior_strength: float = 1.0
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if self.n_factors < 1:
+            raise ValueError(f"n_factors must be >= 1, got {self.n_factors}")
+        if self.head not in ("linear", "mlp"):
+            raise ValueError(f"head must be 'linear' or 'mlp', got {self.head!r}")
+        if self.l2 < 0:
+            raise ValueError(f"l2 must be >= 0, got {self.l2}")
+        if not 0.0 <= self.val_fraction < 1.0:
+            raise ValueError(f"val_fraction must be in [0, 1), got {self.val_fraction}")
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, values: dict) -> "FactorizeConfig":
+        known = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in values.items() if k in known})

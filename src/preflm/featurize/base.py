@@ -1,0 +1,68 @@
+"""The featurizer interface: (prompt, response) texts -> float32 vectors, composable and rebuildable.
+
+A featurizer describes itself with a JSON-able ``spec()``; :func:`build_featurizer` turns a spec
+back into a featurizer, so a saved model knows how to embed new texts.
+"""
+
+from __future__ import annotations
+
+from typing import Callable, Protocol, Sequence, runtime_checkable
+
+import numpy as np
+
+
+@runtime_checkable
+class Featurizer(Protocol):
+    """Maps (prompt, response) pairs of texts to feature vectors."""
+
+    @property
+    def dim(self) -> int: ...
+
+    def spec(self) -> dict: ...
+
+    def transform(self, prompts: Sequence[str], responses: Sequence[str]) -> np.ndarray: ...
+
+
+_REGISTRY: dict[str, Callable[..., Featurizer]] = {}
+
+
+def register_featurizer(name: str) -> Callable:
+    """Class decorator: make a featurizer rebuildable from ``{"type": name, **kwargs}``."""
+
+    def wrap(cls):
+        _REGISTRY[name] = cls
+        return cls
+
+    return wrap
+
+
+def build_featurizer(spec: dict) -> Featurizer:
+    """Rebuild a featurizer from its ``spec()``."""
+    spec = dict(spec)
+    kind = spec.pop("type")
+    if kind == "concat":
+        return ConcatFeaturizer([build_featurizer(part) for part in spec["parts"]])
+    if kind not in _REGISTRY:
+        import preflm.featurize  # noqa: F401  (registers the built-in featurizers)
+    if kind not in _REGISTRY:
+        raise ValueError(f"unknown featurizer type {kind!r}; known: {sorted(_REGISTRY)}")
+    return _REGISTRY[kind](**spec)
+
+
+class ConcatFeaturizer:
+    """Concatenates the outputs of several featurizers (e.g. an embedding plus text statistics)."""
+
+    def __init__(self, parts: Sequence[Featurizer]):
+        if not parts:
+            raise ValueError("ConcatFeaturizer needs at least one part")
+        self.parts = list(parts)
+
+    @property
+    def dim(self) -> int:
+        return sum(part.dim for part in self.parts)
+
+    def spec(self) -> dict:
+        return {"type": "concat", "parts": [part.spec() for part in self.parts]}
+
+    def transform(self, prompts: Sequence[str], responses: Sequence[str]) -> np.ndarray:
+        return np.concatenate([part.transform(prompts, responses) for part in self.parts], axis=1)

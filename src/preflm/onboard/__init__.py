@@ -1,0 +1,27 @@
+"""New users: fit lambda from ~10 answers (MAP Newton) and choose which questions to ask (bandit rule)."""
+
+from preflm.onboard.newton import fit_user_weights
+from preflm.onboard.profile import UserProfile
+from preflm.onboard.select import (
+    SELECTORS,
+    BanditSelector,
+    QuestionSelector,
+    RandomSelector,
+    UncertaintySelector,
+    get_selector,
+    register_selector,
+)
+from preflm.onboard.session import OnboardingSession
+
+__all__ = [
+    "SELECTORS",
+    "BanditSelector",
+    "OnboardingSession",
+    "QuestionSelector",
+    "RandomSelector",
+    "UncertaintySelector",
+    "UserProfile",
+    "fit_user_weights",
+    "get_selector",
+    "register_selector",
+]

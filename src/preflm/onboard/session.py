@@ -1,0 +1,113 @@
+"""Onboarding one new user: ask the most informative question, record the answer, refit lambda."""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import numpy as np
+import pandas as pd
+
+from preflm.onboard.newton import _sigmoid, fit_user_weights
+from preflm.onboard.profile import UserProfile
+from preflm.onboard.select import QuestionSelector, get_selector
+
+
+class OnboardingSession:
+    """State of one user's onboarding over a pool of candidate questions.
+
+    ``z`` holds Delta phi of each candidate pair; texts (``questions``) are optional so the same class
+    serves the terminal, the service and simulations on numeric features.
+    """
+
+    def __init__(
+        self,
+        z: np.ndarray,
+        prior_mean: np.ndarray,
+        prior_precision: np.ndarray,
+        selector: str | QuestionSelector = "active",
+        questions: pd.DataFrame | None = None,
+        user_id: str = "new-user",
+        model_path: str | None = None,
+        seed: int = 0,
+    ):
+        self.z = np.asarray(z, dtype=np.float64)
+        if self.z.ndim != 2 or len(self.z) == 0:
+            raise ValueError("need a non-empty (n_candidates, J) array of pair differences")
+        self.prior_mean = np.asarray(prior_mean, dtype=np.float64)
+        self.prior_precision = np.asarray(prior_precision, dtype=np.float64)
+        self.selector = get_selector(selector) if isinstance(selector, str) else selector
+        self.questions = questions
+        self.user_id, self.model_path = user_id, model_path
+        self.rng = np.random.default_rng(seed)
+        self.asked: list[int] = []
+        self.labels: list[float] = []
+        self.weights = self.prior_mean.copy()
+        self.covariance = np.linalg.inv(self.prior_precision)
+
+    @classmethod
+    def from_questions(cls, model, questions: pd.DataFrame, featurizer=None, **kwargs) -> "OnboardingSession":
+        """Pool from a table with ``prompt, response_a, response_b`` and a fitted RewardFactorization."""
+        featurizer = featurizer or model.featurizer()
+        questions = questions.reset_index(drop=True)
+        prompts = list(questions["prompt"]) * 2
+        responses = list(questions["response_a"]) + list(questions["response_b"])
+        phi = model.base_rewards(featurizer.transform(prompts, responses))
+        n = len(questions)
+        return cls(phi[:n] - phi[n:], model.prior_mean_, model.prior_precision(), questions=questions, **kwargs)
+
+    @property
+    def available(self) -> np.ndarray:
+        mask = np.ones(len(self.z), dtype=bool)
+        mask[self.asked] = False
+        return mask
+
+    def next_question(self) -> int:
+        """Index of the candidate to ask next."""
+        available = self.available
+        if not available.any():
+            raise IndexError("every question in the pool has been asked")
+        return int(self.selector.select(self.z, self.weights, self.covariance, available, self.rng))
+
+    def record(self, index: int, preference: float) -> None:
+        """Store an answer (1 = first response, 0 = second, 0.5 = tie) and refit lambda by Newton."""
+        if not 0 <= index < len(self.z):
+            raise IndexError(f"question {index} is not in the pool of {len(self.z)}")
+        if index in self.asked:
+            raise ValueError(f"question {index} was already answered")
+        if preference not in (0.0, 0.5, 1.0):
+            raise ValueError(f"preference must be 1, 0 or 0.5, got {preference!r}")
+        self.asked.append(index)
+        self.labels.append(float(preference))
+        self.weights, self.covariance = fit_user_weights(
+            self.z[self.asked], np.asarray(self.labels), self.prior_mean, self.prior_precision, init=self.weights
+        )
+
+    def predict(self, indices: Sequence[int] | None = None) -> np.ndarray:
+        """P(first response preferred) under the current weights."""
+        z = self.z if indices is None else self.z[np.asarray(indices)]
+        return _sigmoid(z @ self.weights)
+
+    def confidence(self) -> float:
+        """Mean over the pool of the predicted probability of the likelier answer (0.5 = knows nothing)."""
+        p = self.predict()
+        return float(np.mean(np.maximum(p, 1 - p)))
+
+    def uncertainty(self) -> float:
+        """Posterior standard deviation of the weights, summed over factors (shrinks as answers come in)."""
+        return float(np.sqrt(np.trace(self.covariance)))
+
+    def profile(self) -> UserProfile:
+        answers = []
+        for index, label in zip(self.asked, self.labels):
+            entry = {"question": int(index), "preference": label}
+            if self.questions is not None:
+                row = self.questions.iloc[index]
+                entry.update(prompt=row["prompt"], response_a=row["response_a"], response_b=row["response_b"])
+            answers.append(entry)
+        return UserProfile(
+            user_id=self.user_id,
+            weights=self.weights.tolist(),
+            covariance=self.covariance.tolist(),
+            answers=answers,
+            model=self.model_path,
+        )
