@@ -5,6 +5,7 @@ from preflm.data.records import (
     DataError,
     PreferenceRecord,
     load_preferences,
+    load_questions,
     normalize_frame,
     parse_preference,
 )
@@ -18,6 +19,7 @@ __all__ = [
     "DatasetSplit",
     "PreferenceRecord",
     "load_preferences",
+    "load_questions",
     "normalize_frame",
     "parse_preference",
     "split_answers",

@@ -73,6 +73,33 @@ def _message_text(value: Any, last_only: bool) -> Any:
     return value
 
 
+def _check_texts(frame: pd.DataFrame, source: str) -> None:
+    for column in TEXT_COLUMNS:
+        values = frame[column]
+        not_str = ~values.map(lambda v: isinstance(v, str))
+        if not_str.any():
+            row = int(np.flatnonzero(not_str.to_numpy())[0])
+            raise DataError(source, f"text must be a string, got {type(values.iloc[row]).__name__}", row, column)
+        empty = values.str.strip().str.len() == 0
+        if empty.any():
+            raise DataError(source, "empty text", int(np.flatnonzero(empty.to_numpy())[0]), column)
+
+
+def load_questions(source: str | Path) -> pd.DataFrame:
+    """Candidate questions to ask a new user: rows with ``prompt, response_a, response_b`` (other columns ignored)."""
+    path = Path(source)
+    if not path.is_file():
+        raise DataError(str(source), "file not found")
+    frame = _read_table(path).reset_index(drop=True)
+    missing = [c for c in TEXT_COLUMNS if c not in frame.columns]
+    if missing:
+        raise DataError(str(source), f"missing column(s) {missing}; found {list(frame.columns)}")
+    if frame.empty:
+        raise DataError(str(source), "no questions in the file")
+    _check_texts(frame, str(source))
+    return frame[list(TEXT_COLUMNS)].drop_duplicates(ignore_index=True)
+
+
 def normalize_frame(
     frame: pd.DataFrame, source: str = "<frame>", user_column: str = "user_id", default_user: str | None = None
 ) -> pd.DataFrame:
@@ -101,15 +128,7 @@ def normalize_frame(
     if frame.empty:
         raise DataError(source, "no answers in the data")
 
-    for column in TEXT_COLUMNS:
-        values = frame[column]
-        not_str = ~values.map(lambda v: isinstance(v, str))
-        if not_str.any():
-            row = int(np.flatnonzero(not_str.to_numpy())[0])
-            raise DataError(source, f"text must be a string, got {type(values.iloc[row]).__name__}", row, column)
-        empty = values.str.strip().str.len() == 0
-        if empty.any():
-            raise DataError(source, "empty text", int(np.flatnonzero(empty.to_numpy())[0]), column)
+    _check_texts(frame, source)
     users = frame["user_id"]
     bad_user = users.isna() | (users.astype(str).str.strip().str.len() == 0)
     if bad_user.any():

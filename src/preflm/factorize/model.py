@@ -90,7 +90,9 @@ class RewardFactorization:
         """Logit of "a preferred" for each answer of a seen user."""
         self._check_fitted()
         diffs = self.pair_differences(features, answers.pairs)
-        index = np.array([self.user_index(u) for u in answers.user_ids])
+        index = np.full(answers.n_users, -1)
+        for user in answers.answered_users():
+            index[user] = self.user_index(answers.user_ids[user])
         weights = self.user_weights_[index[answers.answer_user]]
         return np.einsum("nj,nj->n", diffs[answers.answer_pair], weights)
 
@@ -118,12 +120,12 @@ class RewardFactorization:
         x = self._standardize(features)
 
         is_val = rng.random(answers.n_answers) < cfg.val_fraction
-        pair = torch.as_tensor(answers.answer_pair)
-        user = torch.as_tensor(user_column[answers.answer_user])
-        label = torch.as_tensor(answers.answer_value, dtype=torch.float32)
+        pair = torch.tensor(answers.answer_pair)
+        user = torch.tensor(user_column[answers.answer_user])
+        label = torch.tensor(answers.answer_value, dtype=torch.float32)
         train_idx = torch.as_tensor(np.flatnonzero(~is_val))
         val_idx = torch.as_tensor(np.flatnonzero(is_val))
-        pairs = torch.as_tensor(answers.pairs)
+        pairs = torch.tensor(answers.pairs)
 
         head = make_head(cfg, x.shape[1])
         user_weights = torch.nn.Parameter(0.1 * torch.randn(len(users), cfg.n_factors))

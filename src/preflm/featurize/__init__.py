@@ -14,7 +14,21 @@ def default_featurizer(model: str = DEFAULT_EMBEDDER, stats: bool = True, text: 
     return ConcatFeaturizer(parts) if len(parts) > 1 else parts[0]
 
 
+def featurizer_from_name(name: str):
+    """CLI names: ``minilm+stats`` (default), ``minilm``, ``stats``, or ``st:<hub id or path>[+stats]``."""
+    with_stats = name.endswith("+stats")
+    base = name[: -len("+stats")] if with_stats else name
+    if base == "stats":
+        return TextStatsFeaturizer()
+    if base == "minilm":
+        return default_featurizer(stats=with_stats)
+    if base.startswith("st:"):
+        return default_featurizer(base[3:], stats=with_stats)
+    raise ValueError(f"unknown featurizer {name!r}: use minilm+stats, minilm, stats or st:<model>[+stats]")
+
+
 __all__ = [
+    "featurizer_from_name",
     "CachedFeaturizer",
     "ConcatFeaturizer",
     "DEFAULT_EMBEDDER",

@@ -1,0 +1,170 @@
+"""The ``preflm`` command line: a thin shell over the library."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Optional
+
+import numpy as np
+import typer
+from rich.console import Console
+from rich.table import Table
+
+app = typer.Typer(
+    help="Personalize LLM answers to each user with reward factorization (PReF).",
+    no_args_is_help=True,
+    add_completion=False,
+)
+console = Console()
+
+
+def _fail(message: str) -> None:
+    console.print(f"[red]error:[/red] {message}")
+    raise typer.Exit(2)
+
+
+def _config(factors, head, svd_init, l2, seed, max_steps):
+    from preflm.factorize import FactorizeConfig
+
+    return FactorizeConfig(n_factors=factors, head=head, svd_init=svd_init, l2=l2, seed=seed, max_steps=max_steps)
+
+
+@app.command()
+def train(
+    data: Path = typer.Argument(..., help="Answers: JSONL/CSV/Parquet file, datasets folder or hub id."),
+    out: Path = typer.Option(Path("runs/model"), help="Folder for model.safetensors + config.json."),
+    featurizer: str = typer.Option("minilm+stats", help="minilm+stats, minilm, stats or st:<model>[+stats]."),
+    factors: int = typer.Option(8, help="J, the number of base reward functions."),
+    head: str = typer.Option("linear", help="linear or mlp."),
+    svd_init: bool = typer.Option(True, help="SVD initialization (--no-svd-init for the ablation)."),
+    l2: float = typer.Option(1e-2, help="L2 regularization strength (0 for the ablation)."),
+    max_steps: int = typer.Option(2000, help="Most optimizer steps (early stopping on held-out answers)."),
+    user_column: str = typer.Option("user_id", help="Column naming the user."),
+    seed: int = typer.Option(0),
+) -> None:
+    """Learn base reward functions phi and seen users' weights from many users' answers.
+
+    When the data has a ``split`` column only its ``train`` rows are used.
+    """
+    from preflm.data import AnswerMatrix, DataError, load_preferences
+    from preflm.factorize.pipeline import featurize_items, train_reward_model
+    from preflm.featurize import CachedFeaturizer, featurizer_from_name
+
+    try:
+        frame = load_preferences(data, user_column=user_column)
+    except DataError as err:
+        _fail(str(err))
+    if "split" in frame.columns:
+        frame = frame[frame["split"] == "train"]
+        if frame.empty:
+            _fail(f"{data}: the split column has no 'train' rows")
+    matrix = AnswerMatrix.from_frame(frame)
+    console.print(f"{matrix.n_answers} answers from {matrix.n_users} users on {matrix.n_pairs} pairs")
+    feats = CachedFeaturizer(featurizer_from_name(featurizer))
+    features = featurize_items(matrix, feats)
+    model = train_reward_model(matrix, features, feats, _config(factors, head, svd_init, l2, seed, max_steps))
+    model.save(out)
+    console.print(f"held-out accuracy on seen users: {model.validation_accuracy_:.3f} (step {model.best_step_})")
+    console.print(f"saved model to {out}")
+
+
+def _ask(console: Console, index: int, row, number: int, total: int) -> Optional[float]:
+    console.rule(f"question {number} of {total}")
+    console.print(f"[bold]Prompt:[/bold] {row['prompt']}\n")
+    console.print(f"[bold cyan]A:[/bold cyan] {row['response_a']}\n")
+    console.print(f"[bold magenta]B:[/bold magenta] {row['response_b']}\n")
+    while True:
+        reply = typer.prompt("Which do you prefer? [a/b/tie, q to stop]").strip().lower()
+        if reply in ("a", "b", "tie", "t"):
+            return {"a": 1.0, "b": 0.0, "tie": 0.5, "t": 0.5}[reply]
+        if reply in ("q", "quit"):
+            return None
+        console.print("please answer a, b, tie or q")
+
+
+@app.command()
+def onboard(
+    model_dir: Path = typer.Argument(..., help="A model saved by `preflm train`."),
+    out: Path = typer.Option(Path("runs/profile.json"), help="Where to save the user's profile (JSON)."),
+    questions: Optional[Path] = typer.Option(None, help="Pool of questions (prompt, response_a, response_b)."),
+    answers: Optional[Path] = typer.Option(None, help="Non-interactive: a file of this user's answers."),
+    budget: int = typer.Option(10, help="How many questions to ask."),
+    selector: str = typer.Option("active", help="active (PReF bandit rule), random or uncertainty."),
+    user_id: str = typer.Option("new-user"),
+    seed: int = typer.Option(0),
+) -> None:
+    """Learn a new user's weights from a few answers: interactively in the terminal or from a file."""
+    from preflm.data import DataError, load_preferences, load_questions
+    from preflm.factorize import RewardFactorization
+    from preflm.onboard import OnboardingSession
+
+    try:
+        model = RewardFactorization.load(model_dir)
+        if answers is not None:
+            given = load_preferences(answers, default_user=user_id)
+            session = OnboardingSession.from_questions(model, given, user_id=user_id, model_path=str(model_dir))
+            for index, label in enumerate(given["preference"]):
+                session.record(index, float(label))
+        elif questions is not None:
+            pool = load_questions(questions)
+            session = OnboardingSession.from_questions(
+                model, pool, selector=selector, user_id=user_id, model_path=str(model_dir), seed=seed
+            )
+            total = min(budget, len(pool))
+            for number in range(1, total + 1):
+                index = session.next_question()
+                label = _ask(console, index, pool.iloc[index], number, total)
+                if label is None:
+                    break
+                session.record(index, label)
+                console.print(
+                    f"[green]{len(session.asked)}/{total} answered[/green] - the model now predicts this user's "
+                    f"choices with {session.confidence():.0%} confidence"
+                )
+        else:
+            _fail("give --questions (interactive) or --answers (from a file)")
+    except (DataError, FileNotFoundError, ValueError) as err:
+        _fail(str(err))
+    session.profile().save(out)
+    console.print(f"saved profile of {user_id} ({len(session.asked)} answers) to {out}")
+
+
+@app.command()
+def rank(
+    model_dir: Path = typer.Argument(..., help="A model saved by `preflm train`."),
+    user: Path = typer.Option(..., help="A profile saved by `preflm onboard`."),
+    prompt: str = typer.Option(..., help="The prompt the candidates answer."),
+    candidates: list[str] = typer.Argument(None, help="Candidate responses (or use --candidates-file)."),
+    candidates_file: Optional[Path] = typer.Option(None, help="One candidate per line, or a JSON list."),
+) -> None:
+    """Best-of-N: score candidate responses with the user's personalized reward and print the best."""
+    from preflm.factorize import RewardFactorization
+    from preflm.generate import best_of_n
+    from preflm.onboard import UserProfile
+
+    texts = list(candidates or [])
+    if candidates_file is not None:
+        raw = candidates_file.read_text()
+        texts += json.loads(raw) if raw.lstrip().startswith("[") else [l for l in raw.splitlines() if l.strip()]
+    if not texts:
+        _fail("no candidates given")
+    try:
+        model = RewardFactorization.load(model_dir)
+        profile = UserProfile.load(user)
+        ranking = best_of_n(model, profile.weight_vector, prompt, texts)
+    except (FileNotFoundError, ValueError) as err:
+        _fail(str(err))
+    table = Table("rank", "reward", "candidate")
+    for position, index in enumerate(ranking.order, 1):
+        table.add_row(str(position), f"{ranking.scores[index]:+.3f}", texts[index])
+    console.print(table)
+    console.print(f"[bold]best for {profile.user_id}:[/bold] {ranking.best}")
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    main()

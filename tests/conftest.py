@@ -1,0 +1,11 @@
+import os
+
+import pytest
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+
+@pytest.fixture(autouse=True)
+def _isolated_cache(tmp_path, monkeypatch):
+    """Keep each test's feature cache in its own folder."""
+    monkeypatch.setattr("preflm.featurize.cache.DEFAULT_CACHE_DIR", tmp_path / "feature-cache")

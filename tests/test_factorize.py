@@ -1,0 +1,79 @@
+import numpy as np
+import pytest
+
+from preflm.eval.metrics import pairwise_accuracy
+from preflm.eval.onboarding import pad_answers, score_weights, simulate_onboarding
+from preflm.factorize import RewardFactorization, impute_answers, svd_factors
+from preflm.simulate.planted import make_planted_problem
+
+
+@pytest.fixture(scope="module")
+def planted():
+    return make_planted_problem(seed=0)
+
+
+@pytest.fixture(scope="module")
+def fitted(planted):
+    return RewardFactorization(n_factors=4, seed=0).fit(planted.features, planted.split.train, progress=False)
+
+
+def test_impute_recovers_low_rank_matrix():
+    rng = np.random.default_rng(0)
+    truth = 1 / (1 + np.exp(-(rng.normal(size=(200, 2)) @ rng.normal(size=(2, 30)))))
+    observed = np.where(rng.random(truth.shape) < 0.5, truth, np.nan)
+    completed = impute_answers(observed, rank=2, iterations=50)
+    missing = np.isnan(observed)
+    assert np.allclose(completed[~missing], observed[~missing])
+    assert np.abs(completed[missing] - truth[missing]).mean() < 0.5 * np.abs(0.5 - truth[missing]).mean()
+    pairs, users = svd_factors(observed, n_factors=3, rank=2)
+    assert pairs.shape == (200, 3) and users.shape == (30, 3)
+
+
+def test_recovers_oracle_accuracy_on_planted_problem(planted, fitted):
+    z = fitted.pair_differences(planted.features, planted.matrix.pairs)
+    users = planted.split.new_users
+    pool = pad_answers(planted.split.pool, users, z)
+    test = pad_answers(planted.split.test, users, z)
+    weights = simulate_onboarding(pool, fitted.prior_mean_, fitted.prior_precision(), [200], "random", seed=0)
+    accuracy = np.nanmean(score_weights(weights[200], test)[0])
+    oracle = np.nanmean(pairwise_accuracy(test.true_diff, test.labels, test.mask))
+    assert accuracy >= oracle - 0.02
+    assert fitted.validation_accuracy_ > 0.8
+
+
+def test_score_on_seen_users(planted, fitted):
+    assert fitted.score(planted.features, planted.split.train) > 0.8
+
+
+def test_save_load_round_trip(tmp_path, planted, fitted):
+    fitted.save(tmp_path / "m")
+    loaded = RewardFactorization.load(tmp_path / "m")
+    assert np.allclose(loaded.base_rewards(planted.features[:50]), fitted.base_rewards(planted.features[:50]), atol=1e-6)
+    assert np.allclose(loaded.user_weights_, fitted.user_weights_)
+    assert list(loaded.user_ids_) == list(fitted.user_ids_)
+    assert loaded.config == fitted.config
+    assert not list((tmp_path / "m").glob("*.pkl"))
+
+
+@pytest.mark.parametrize("overrides", [{"svd_init": False}, {"l2": 0.0}, {"head": "mlp", "max_steps": 100}])
+def test_ablations_and_mlp_head_train(planted, overrides):
+    model = RewardFactorization(n_factors=4, **overrides).fit(planted.features, planted.split.train, progress=False)
+    assert model.validation_accuracy_ > 0.7
+
+
+def test_training_is_reproducible(planted):
+    a = RewardFactorization(n_factors=2, max_steps=60).fit(planted.features, planted.split.train, progress=False)
+    b = RewardFactorization(n_factors=2, max_steps=60).fit(planted.features, planted.split.train, progress=False)
+    assert np.array_equal(a.user_weights_, b.user_weights_)
+
+
+def test_clear_errors(planted):
+    model = RewardFactorization()
+    with pytest.raises(RuntimeError, match="not fitted"):
+        model.base_rewards(planted.features)
+    with pytest.raises(ValueError, match="rows"):
+        model.fit(planted.features[:10], planted.split.train)
+    with pytest.raises(ValueError, match="head"):
+        RewardFactorization(head="transformer")
+    with pytest.raises(FileNotFoundError, match="not a preflm model"):
+        RewardFactorization.load("/nonexistent")

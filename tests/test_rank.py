@@ -1,0 +1,26 @@
+import numpy as np
+
+from preflm.factorize import RewardFactorization
+from preflm.featurize import TextStatsFeaturizer
+from preflm.generate import best_of_n
+from preflm.data import AnswerMatrix, normalize_frame
+import pandas as pd
+
+
+def test_best_of_n_prefers_what_the_user_rewards():
+    short = ["Yes.", "No.", "Sure.", "Fine.", "Ok."]
+    long = ["Here is a long and careful answer with many words in it, explained step by step.",
+            "Let me explain this at length, with context, examples and a few caveats as well.",
+            "This answer goes on for a while, covering background, details and a summary too."]
+    rows = [{"user_id": user, "prompt": "q", "response_a": s, "response_b": l,
+             "preference": "a" if user == "brief" else "b"} for user in ("brief", "wordy") for s in short for l in long]
+    matrix = AnswerMatrix.from_frame(normalize_frame(pd.DataFrame(rows)))
+    featurizer = TextStatsFeaturizer()
+    features = featurizer.transform(list(matrix.item_prompts), list(matrix.item_responses))
+    model = RewardFactorization(n_factors=2, val_fraction=0.0, featurizer_spec=featurizer.spec()).fit(
+        features, matrix, progress=False)
+    candidates = ["A short reply.", "A much longer reply that keeps going with detail after detail, on and on."]
+    for user, best in (("brief", 0), ("wordy", 1)):
+        ranking = best_of_n(model, model.user_weights_[model.user_index(user)], "q", candidates, featurizer)
+        assert ranking.best_index == best and ranking.best == candidates[best]
+        assert ranking.scores.shape == (2,) and np.all(np.isfinite(ranking.scores))
