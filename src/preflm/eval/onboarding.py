@@ -18,12 +18,22 @@ from preflm.onboard.select import QuestionSelector, get_selector
 
 @dataclass(frozen=True)
 class PaddedAnswers:
-    """Per-user answers padded to a common length: z (B, N, J), labels (B, N), mask (B, N)."""
+    """Per-user answers padded to a common length: z (B, N, J), labels (B, N), mask (B, N).
+
+    ``pair`` (B, N) holds the answer-matrix pair index of each entry, so methods with their own
+    representation of a pair (baselines) can use the same padded answers.
+    """
 
     z: np.ndarray
     labels: np.ndarray
     mask: np.ndarray
+    pair: np.ndarray
     true_diff: np.ndarray | None = None
+
+    def with_z(self, pair_differences: np.ndarray) -> "PaddedAnswers":
+        """The same answers described by another Delta phi table (e.g. other base rewards)."""
+        z = np.where(self.mask[..., None], pair_differences[self.pair], 0.0)
+        return PaddedAnswers(z, self.labels, self.mask, self.pair, self.true_diff)
 
 
 def pad_answers(
@@ -44,7 +54,9 @@ def pad_answers(
     z = np.zeros((len(users), width, J))
     labels = np.full((len(users), width), 0.5)
     mask = np.zeros((len(users), width), dtype=bool)
+    pair_index = np.zeros((len(users), width), dtype=np.int64)
     pair = answers.answer_pair[keep][order]
+    pair_index[rows, position] = pair
     z[rows, position] = pair_differences[pair]
     labels[rows, position] = answers.answer_value[keep][order]
     mask[rows, position] = True
@@ -52,7 +64,7 @@ def pad_answers(
     if answers.true_reward_diff is not None:
         true_diff = np.zeros((len(users), width))
         true_diff[rows, position] = answers.true_reward_diff[keep][order]
-    return PaddedAnswers(z, labels, mask, true_diff)
+    return PaddedAnswers(z, labels, mask, pair_index, true_diff)
 
 
 def simulate_onboarding(

@@ -1,0 +1,130 @@
+"""Markdown report with PNG plots from the harness's JSON results."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+
+TABLE_BUDGETS = ("5", "10", "20", "40")
+
+
+def _fmt(entry: dict | None) -> str:
+    if not entry:
+        return "–"
+    low, high = entry["ci"]
+    if low != low:
+        return f"{entry['mean']:.3f}"
+    return f"{entry['mean']:.3f} ± {(high - low) / 2:.3f}"
+
+
+def _curve(ax, strategies: dict, strategy: str, metric: str, label: str, style: str) -> None:
+    budgets = sorted(int(b) for b in strategies[strategy])
+    means = [strategies[strategy][str(b)][metric]["mean"] for b in budgets]
+    lows = [strategies[strategy][str(b)][metric]["ci"][0] for b in budgets]
+    highs = [strategies[strategy][str(b)][metric]["ci"][1] for b in budgets]
+    line = ax.plot(budgets, means, style, label=label)[0]
+    ax.fill_between(budgets, lows, highs, color=line.get_color(), alpha=0.15)
+
+
+def plot_curves(results: dict, metric: str, path: Path, methods: list[str] | None = None) -> Path:
+    """Metric vs number of answers: each method and strategy, with the oracle as a line."""
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    for name, entry in results["methods"].items():
+        if methods is not None and name not in methods:
+            continue
+        for strategy in entry["strategies"]:
+            style = "-" if strategy == "active" else "--"
+            _curve(ax, entry["strategies"], strategy, metric, f"{name} ({strategy})", style)
+    if "oracle" in results:
+        ax.axhline(results["oracle"][metric]["mean"], color="black", linestyle=":", label="oracle (true reward)")
+    ax.set_xlabel("answers from the new user")
+    ax.set_ylabel(f"held-out {metric}")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def plot_bars(labels: list[str], values: list[float], errors: list[float], title: str, path: Path) -> Path:
+    fig, ax = plt.subplots(figsize=(6, 3.8))
+    ax.bar(labels, values, yerr=errors, capsize=4, color="#4c72b0")
+    ax.set_ylim(max(0.0, min(values) - 0.1), min(1.0, max(values) + 0.05))
+    ax.set_title(title)
+    ax.grid(axis="y", alpha=0.3)
+    plt.setp(ax.get_xticklabels(), rotation=20, ha="right")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def _half_width(entry: dict) -> float:
+    low, high = entry["ci"]
+    return 0.0 if low != low else (high - low) / 2
+
+
+def write_report(results: dict, directory: str | Path, title: str, command: str) -> Path:
+    """Write ``report.md`` and its PNG plots into ``directory``; returns the markdown path."""
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    lines = [f"# {title}", "", f"Command: `{command}`", ""]
+    lines += [
+        f"Seen users: {results['n_seen_users']}, new users: {results['n_new_users']}, "
+        f"train answers: {results['n_train_answers']}, mean pool/test answers per new user: "
+        f"{results['mean_pool_size']:.0f}/{results['mean_test_size']:.0f}, seeds: {results['seeds']}.",
+        "Accuracy: sign of the predicted reward difference vs the answer, ties excluded. "
+        "Figures are means over new users with 95% t-intervals (±).",
+        "",
+    ]
+    for metric in ("accuracy", "auc"):
+        lines += [f"## {metric.upper() if metric == 'auc' else 'Accuracy'} by number of answers", ""]
+        header = "| method | strategy | train s | " + " | ".join(f"{b} answers" for b in TABLE_BUDGETS) + " |"
+        lines += [header, "|" + "---|" * (3 + len(TABLE_BUDGETS))]
+        for name, entry in results["methods"].items():
+            for strategy, per_budget in entry["strategies"].items():
+                cells = [_fmt(per_budget.get(b, {}).get(metric)) for b in TABLE_BUDGETS]
+                lines.append(f"| {name} | {strategy} | {entry['train_seconds']:.1f} | " + " | ".join(cells) + " |")
+        if "oracle" in results:
+            lines.append(f"| oracle (true reward) | – | – | {_fmt(results['oracle'][metric])} | | | |")
+        plot = plot_curves(results, metric, directory / f"{metric}_vs_answers.png")
+        lines += ["", f"![{metric} vs answers]({plot.name})", ""]
+
+    validation = {n: e["validation_accuracy"] for n, e in results["methods"].items() if "validation_accuracy" in e}
+    if validation:
+        lines += ["## Seen-user validation accuracy", ""]
+        lines += [f"- {name}: {value:.3f}" for name, value in validation.items()]
+        lines.append("")
+
+    ablation = [n for n in ("pref", "pref_no_svd_init", "pref_no_l2") if n in results["methods"]]
+    if len(ablation) > 1:
+        entries = [results["methods"][n]["strategies"]["active"]["10"] for n in ablation]
+        plot = plot_bars(
+            ablation, [e["auc"]["mean"] for e in entries], [_half_width(e["auc"]) for e in entries],
+            "Ablations: AUC after 10 active answers", directory / "ablations.png",
+        )
+        lines += ["## Ablations (10 active answers)", "", f"![ablations]({plot.name})", ""]
+
+    if "j_sweep" in results:
+        sweep = results["j_sweep"]
+        lines += ["## Number of base rewards J (active questions)", "", "| J | acc@10 | AUC@10 | acc@40 | AUC@40 |",
+                  "|---|---|---|---|---|"]
+        for J, per_budget in sweep.items():
+            lines.append(
+                f"| {J} | {_fmt(per_budget['10']['accuracy'])} | {_fmt(per_budget['10']['auc'])} | "
+                f"{_fmt(per_budget['40']['accuracy'])} | {_fmt(per_budget['40']['auc'])} |"
+            )
+        plot = plot_bars(
+            [f"J={J}" for J in sweep], [sweep[J]["10"]["auc"]["mean"] for J in sweep],
+            [_half_width(sweep[J]["10"]["auc"]) for J in sweep], "AUC after 10 active answers by J",
+            directory / "j_sweep.png",
+        )
+        lines += ["", f"![J sweep]({plot.name})", ""]
+    path = directory / "report.md"
+    path.write_text("\n".join(lines) + "\n")
+    return path

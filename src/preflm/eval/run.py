@@ -1,0 +1,66 @@
+"""Evaluate on any dataset in the standard format: load, split, featurize, run methods, write results."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Callable
+
+from preflm.data import AnswerMatrix, load_preferences, split_answers
+from preflm.eval.harness import HarnessConfig, Method, PReFMethod, evaluate_methods, j_sweep, standard_methods
+from preflm.factorize import FactorizeConfig
+from preflm.factorize.pipeline import featurize_items
+from preflm.featurize import CachedFeaturizer, featurizer_from_name
+
+MethodFactory = Callable[[AnswerMatrix, FactorizeConfig], Method]
+METHODS: dict[str, MethodFactory] = {"pref": lambda matrix, config: PReFMethod("pref", config)}
+
+
+def register_method(name: str, factory: MethodFactory) -> None:
+    """Make a method available to ``preflm evaluate --methods``."""
+    METHODS[name] = factory
+
+
+def run_evaluation(
+    data: str | Path,
+    featurizer: str = "minilm+stats",
+    factorize_config: FactorizeConfig | None = None,
+    harness_config: HarnessConfig | None = None,
+    methods: list[str] | None = None,
+    ablations: bool = True,
+    known_phi: bool = True,
+    j_values: list[int] | None = None,
+    new_user_fraction: float = 0.2,
+    seed: int = 0,
+    progress: bool = True,
+) -> dict:
+    """The whole evaluation of one dataset; returns the JSON-able results."""
+    config = factorize_config or FactorizeConfig()
+    frame = load_preferences(data)
+    matrix = AnswerMatrix.from_frame(frame)
+    split = split_answers(matrix, new_user_fraction=new_user_fraction, seed=seed)
+    features = featurize_items(matrix, CachedFeaturizer(featurizer_from_name(featurizer)))
+    chosen = standard_methods(matrix, config, ablations=ablations, known_phi=known_phi)
+    for name in methods or []:
+        if name == "pref":
+            continue
+        if name not in METHODS:
+            raise ValueError(f"unknown method {name!r}; known: {sorted(METHODS)}")
+        chosen.append(METHODS[name](matrix, config))
+    results = evaluate_methods(features, split, chosen, harness_config, progress)
+    if j_values:
+        results["j_sweep"] = j_sweep(features, split, config, j_values, progress=progress)
+    results.update(
+        dataset=str(data),
+        featurizer=featurizer,
+        factorize_config=config.to_dict(),
+        split_from_file="split" in frame.columns,
+    )
+    return results
+
+
+def save_results(results: dict, path: str | Path) -> Path:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(results, indent=2) + "\n")
+    return path

@@ -1,0 +1,225 @@
+"""Tests of the offline Attributes world (preflm.simulate)."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from preflm.simulate import (
+    ATTRIBUTE_NAMES,
+    ATTRIBUTES,
+    FRAME_COLUMNS,
+    PROMPTS,
+    SCORERS,
+    TOPICS,
+    WorldConfig,
+    build_world,
+    candidates_for_prompt,
+    load_users,
+    mixture_users,
+    oracle_accuracy,
+    paper_users,
+    realize,
+    score_text,
+    score_texts,
+    simulate_preferences,
+    true_reward,
+    users_path,
+    write_world,
+)
+
+SMALL = dict(n_prompts=20, n_mixture_users=6, train_answers_per_user=40, pool_size=20, test_size=15)
+
+
+@pytest.fixture(scope="module")
+def small_world():
+    return build_world(WorldConfig(seed=3, **SMALL))
+
+
+@pytest.fixture(scope="module")
+def default_world():
+    return build_world(WorldConfig())
+
+
+def _pair_keys(frame: pd.DataFrame) -> list[tuple[str, frozenset[str]]]:
+    """Unordered (prompt, response pair) identity of each row."""
+    return [(p, frozenset((a, b))) for p, a, b in zip(frame["prompt"], frame["response_a"], frame["response_b"])]
+
+
+def test_bank_has_enough_prompts_and_topics():
+    assert len(PROMPTS) >= 150
+    assert len(TOPICS) >= 10 and len({p.topic for p in PROMPTS}) >= 10
+    assert len({p.prompt_id for p in PROMPTS}) == len(PROMPTS)
+    assert all(2 <= len(p.content) <= 4 and p.question.endswith("?") for p in PROMPTS)
+    assert all(p.prompt_id.startswith(p.topic + ".") for p in PROMPTS)
+
+
+@pytest.mark.parametrize("j", range(len(ATTRIBUTES)), ids=ATTRIBUTE_NAMES)
+def test_scorer_separates_poles(j):
+    rng = np.random.default_rng(11)
+    entries = [PROMPTS[int(i)] for i in rng.choice(len(PROMPTS), size=40, replace=False)]
+    means = {}
+    for pole in (-1, 1):
+        texts = []
+        for entry in entries:
+            style = rng.choice([-1, 0, 1], size=len(ATTRIBUTES))
+            style[j] = pole
+            texts.append(realize(entry, style, rng))
+        means[pole] = score_texts(texts)[:, j].mean()
+    neutral = score_texts([realize(e, np.zeros(len(ATTRIBUTES)), rng) for e in entries])[:, j].mean()
+    assert means[1] - means[-1] > 0.8
+    assert means[-1] < neutral < means[1]
+    assert abs(neutral) < 0.2
+
+
+def test_neutral_realisation_is_the_plain_content():
+    rng = np.random.default_rng(0)
+    texts = [realize(e, np.zeros(len(ATTRIBUTES), dtype=int), rng) for e in PROMPTS]
+    assert texts[0] == " ".join(PROMPTS[0].content)
+    scores = score_texts(texts)
+    assert np.all(np.abs(scores[:, 1:]) < 0.25)
+    assert np.all(np.abs(scores[:, 0]) < 0.75) and abs(scores[:, 0].mean()) < 0.15
+
+
+def test_scorers_read_any_text():
+    texts = [
+        "Thank you so much for asking, I hope this helps and good luck!",
+        "Obviously this is basic. Figure it out yourself.",
+        "Maybe it works, I think, but I'm not entirely sure.",
+        "Definitely do this. It works every time, without a doubt.",
+        "",
+    ]
+    scores = score_texts(texts)
+    assert scores.shape == (len(texts), len(ATTRIBUTES))
+    assert np.all(np.abs(scores) < 1.0)
+    pol, conf = ATTRIBUTE_NAMES.index("politeness"), ATTRIBUTE_NAMES.index("confidence")
+    assert scores[0, pol] > 0.3 > -0.3 > scores[1, pol]
+    assert scores[3, conf] > 0.3 > -0.3 > scores[2, conf]
+    assert np.allclose(score_text(texts[2]), scores[2])
+    for name, scorer in SCORERS.items():
+        assert scorer(texts[0]) == pytest.approx(scores[0, ATTRIBUTE_NAMES.index(name)])
+    with pytest.raises(TypeError):
+        score_texts("a single string")
+
+
+def test_candidates_differ_in_style():
+    cands = candidates_for_prompt(PROMPTS[5], 6, np.random.default_rng(2))
+    styles = np.stack([s for _, s in cands])
+    assert len(cands) == 6 and styles.shape == (6, len(ATTRIBUTES))
+    assert len({tuple(s) for s in styles}) == 6
+    assert set(np.unique(styles)) <= {-1, 0, 1}
+    assert len({t for t, _ in cands}) == 6
+
+
+def test_paper_users_are_the_84_pole_pairs():
+    names, weights = paper_users()
+    assert len(names) == len(set(names)) == 84
+    assert weights.shape == (84, len(ATTRIBUTES))
+    assert len({tuple(w) for w in weights}) == 84
+    assert np.all(np.count_nonzero(weights, axis=1) == 2)
+    assert set(np.unique(weights)) == {-1.0, 0.0, 1.0}
+    assert names[0] == "paper:verbose+formal" and all(n.startswith("paper:") for n in names)
+
+
+def test_mixture_users_are_seeded_mixtures():
+    names, weights = mixture_users(10, np.random.default_rng(4))
+    _, again = mixture_users(10, np.random.default_rng(4))
+    assert names[3] == "mix:003" and weights.shape == (10, len(ATTRIBUTES))
+    assert np.array_equal(weights, again)
+    assert np.allclose(np.abs(weights).sum(axis=1), 2.0)
+    assert np.any(weights < 0) and np.any(weights > 0)
+
+
+def test_simulate_preferences_is_rowwise_bradley_terry():
+    n = 4000
+    a = np.zeros((n, len(ATTRIBUTES)))
+    b = np.zeros((n, len(ATTRIBUTES)))
+    a[:, 0], b[:, 0] = 1.0, -1.0
+    weights = np.zeros((n, len(ATTRIBUTES)))
+    weights[: n // 2, 0] = 1.0
+    weights[n // 2 :, 0] = -1.0
+    answers = simulate_preferences(weights, a, b, temperature=0.2, tie_margin=0.02, rng=np.random.default_rng(0))
+    assert set(np.unique(answers)) <= {0.0, 0.5, 1.0}
+    assert answers[: n // 2].mean() > 0.99 and answers[n // 2 :].mean() < 0.01
+    soft = simulate_preferences(weights * 0.05, a, b, temperature=0.2, rng=np.random.default_rng(0))
+    assert 0.55 < soft[: n // 2].mean() < 0.75
+    ties = simulate_preferences(weights * 0.001, a, b, tie_margin=0.02, rng=np.random.default_rng(0))
+    assert np.all(ties == 0.5)
+    again = simulate_preferences(weights * 0.05, a, b, temperature=0.2, rng=np.random.default_rng(0))
+    assert np.array_equal(soft, again)
+
+
+def test_same_seed_same_world_and_new_seed_differs(small_world):
+    again = build_world(WorldConfig(seed=3, **SMALL)).to_frame()
+    pd.testing.assert_frame_equal(small_world.to_frame(), again)
+    other = build_world(WorldConfig(seed=4, **SMALL)).to_frame()
+    assert not other.equals(again)
+
+
+def test_splits_and_answers(small_world):
+    frame = small_world.to_frame()
+    assert list(frame.columns) == FRAME_COLUMNS
+    users = small_world.users_frame()
+    new_ids = set(users.loc[users["is_new"], "user_id"])
+    assert len(users) == 84 + 6 and len(new_ids) == round(0.25 * len(users))
+    seen = frame[~frame["user_id"].isin(new_ids)]
+    new = frame[frame["user_id"].isin(new_ids)]
+    assert set(seen["split"]) == {"train"} and set(new["split"]) == {"pool", "test"}
+    assert (seen.groupby("user_id").size() == SMALL["train_answers_per_user"]).all()
+    for _, rows in new.groupby("user_id"):
+        pool = _pair_keys(rows[rows["split"] == "pool"])
+        test = _pair_keys(rows[rows["split"] == "test"])
+        assert len(pool) == SMALL["pool_size"] and len(test) == SMALL["test_size"]
+        assert not set(pool) & set(test)
+    assert (frame["response_a"] != frame["response_b"]).all()
+    assert set(frame["preference"]) <= {"a", "b", "tie"}
+    assert 0.35 < (frame["preference"] == "a").mean() < 0.65
+    assert oracle_accuracy(frame) > 0.75
+    decided = frame[frame["preference"] != "tie"]
+    winner = np.where(decided["preference"] == "a", decided["true_reward_a"], decided["true_reward_b"])
+    loser = np.where(decided["preference"] == "a", decided["true_reward_b"], decided["true_reward_a"])
+    assert (winner - loser).mean() > 0.3
+
+
+def test_default_world_size_and_oracle_accuracy(default_world):
+    frame = default_world.to_frame()
+    n_new = round(0.25 * 120)
+    assert len(default_world.users) == 120
+    counts = frame["split"].value_counts().to_dict()
+    assert counts == {"train": 300 * (120 - n_new), "pool": 120 * n_new, "test": 100 * n_new}
+    assert 0.85 <= oracle_accuracy(frame) <= 0.95
+
+
+def test_write_world_round_trip(tmp_path):
+    cfg = WorldConfig(seed=1, **SMALL)
+    path = write_world(tmp_path / "world.jsonl", cfg)
+    assert path == tmp_path / "world.jsonl"
+    frame = pd.read_json(path, lines=True)
+    assert list(frame.columns) == FRAME_COLUMNS
+    for col in ("user_id", "prompt", "response_a", "response_b", "preference", "split"):
+        assert pd.api.types.is_string_dtype(frame[col]), col
+    for col in ("true_reward_a", "true_reward_b"):
+        assert frame[col].dtype == np.float64
+    assert all(isinstance(v, list) and len(v) == len(ATTRIBUTES) for v in frame["true_features_a"])
+    expected = build_world(cfg).to_frame()
+    assert frame["preference"].tolist() == expected["preference"].tolist()
+    assert np.allclose(frame["true_reward_a"], expected["true_reward_a"])
+
+    sidecar = users_path(path)
+    assert sidecar.name == "world.users.json" and sidecar.exists()
+    meta = json.loads(sidecar.read_text())
+    assert meta["attributes"] == ATTRIBUTE_NAMES
+    users = load_users(path)
+    direct = load_users(sidecar)
+    assert users.keys() == direct.keys() and all(np.array_equal(users[k], direct[k]) for k in users)
+    weights = {u.user_id: u.weights for u in build_world(cfg).users}
+    assert all(np.allclose(users[k], weights[k]) for k in weights)
+    assert set(users) == set(frame["user_id"]) | {u["user_id"] for u in meta["users"]}
+    row = frame.iloc[7]
+    judged = true_reward(users[row["user_id"]], [row["response_a"], row["response_b"]])
+    assert judged == pytest.approx([row["true_reward_a"], row["true_reward_b"]])
+    many = true_reward(np.stack(list(users.values())), [row["response_a"]])
+    assert many.shape == (1, len(users))
