@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test install bench clean
+.PHONY: demo test install bench report clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -27,3 +27,12 @@ bench: $(STAMP)
 
 clean:
 	rm -rf $(VENV) .preflm_cache
+
+# The committed evaluation reports (benchmarks/results/attributes and benchmarks/results/dsp).
+report: $(STAMP)
+	HF_HUB_OFFLINE=1 $(VENV)/bin/preflm world --out runs/world.jsonl
+	HF_HUB_OFFLINE=1 $(VENV)/bin/preflm evaluate runs/world.jsonl --title "Attributes world" --j-sweep 1-12 \
+		--out benchmarks/results/attributes/results.json --report benchmarks/results/attributes
+	HF_HUB_OFFLINE=1 $(VENV)/bin/preflm dsp --out runs/dsp.jsonl
+	HF_HUB_OFFLINE=1 $(VENV)/bin/preflm evaluate runs/dsp.jsonl --title "DSP (four domains + Alpaca)" \
+		--out benchmarks/results/dsp/results.json --report benchmarks/results/dsp

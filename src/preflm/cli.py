@@ -38,7 +38,7 @@ def train(
     factors: int = typer.Option(8, help="J, the number of base reward functions."),
     head: str = typer.Option("linear", help="linear or mlp."),
     svd_init: bool = typer.Option(True, help="SVD initialization (--no-svd-init for the ablation)."),
-    l2: float = typer.Option(1e-2, help="L2 regularization strength (0 for the ablation)."),
+    l2: float = typer.Option(1e-3, help="L2 regularization strength (0 for the ablation)."),
     max_steps: int = typer.Option(2000, help="Most optimizer steps (early stopping on held-out answers)."),
     user_column: str = typer.Option("user_id", help="Column naming the user."),
     seed: int = typer.Option(0),
@@ -160,6 +160,134 @@ def rank(
         table.add_row(str(position), f"{ranking.scores[index]:+.3f}", texts[index])
     console.print(table)
     console.print(f"[bold]best for {profile.user_id}:[/bold] {ranking.best}")
+
+
+def _parse_ints(text: str) -> list[int]:
+    """'1-40' or '5,10,20' or '1-5,10' -> sorted unique ints."""
+    values: set[int] = set()
+    for part in text.split(","):
+        part = part.strip()
+        if "-" in part:
+            low, high = part.split("-")
+            values.update(range(int(low), int(high) + 1))
+        elif part:
+            values.add(int(part))
+    return sorted(values)
+
+
+@app.command()
+def world(
+    out: Path = typer.Option(Path("runs/world.jsonl"), help="Where to write the dataset (JSONL)."),
+    seed: int = typer.Option(0),
+    mixture_users: int = typer.Option(36, help="Users with random mixtures over all attributes (besides the 84)."),
+    temperature: float = typer.Option(0.2, help="Bradley-Terry temperature of simulated answers."),
+) -> None:
+    """Write the offline Attributes world: seen users' answers, new users' pool and test answers."""
+    from preflm.simulate import WorldConfig, write_world
+
+    path = write_world(out, WorldConfig(seed=seed, n_mixture_users=mixture_users, temperature=temperature))
+    console.print(f"wrote {path} (users and their true weights in {path.with_suffix('').name}.users.json)")
+
+
+@app.command()
+def dsp(
+    source: Path = typer.Argument(Path("../shared/data/dsp/domain_specific_preference.part1.json")),
+    out: Path = typer.Option(Path("runs/dsp.jsonl")),
+    seed: int = typer.Option(0),
+) -> None:
+    """Convert the Domain-Specific Preference data into multi-user answers in the standard format."""
+    from preflm.simulate.dsp import write_dsp_dataset
+
+    if not source.is_file():
+        _fail(f"{source}: file not found")
+    console.print(f"wrote {write_dsp_dataset(source, out, seed=seed)}")
+
+
+@app.command()
+def evaluate(
+    data: Path = typer.Argument(..., help="Dataset in the standard format (a split column is honoured)."),
+    out: Path = typer.Option(Path("runs/evaluation.json"), help="JSON file of every number."),
+    report: Optional[Path] = typer.Option(None, help="Folder for report.md and PNG plots."),
+    title: str = typer.Option("preflm evaluation"),
+    featurizer: str = typer.Option("minilm+stats"),
+    methods: str = typer.Option("pref", help="Comma-separated: pref and any registered baselines."),
+    factors: int = typer.Option(8, help="J for PReF."),
+    head: str = typer.Option("linear"),
+    svd_init: bool = typer.Option(True, help="--no-svd-init trains PReF without SVD initialization."),
+    l2: float = typer.Option(1e-3, help="L2 strength for PReF (0 = no regularization)."),
+    ablations: bool = typer.Option(True, help="Also run PReF without SVD init and without L2."),
+    known_phi: bool = typer.Option(True, help="Also run the known-phi bound when true features exist."),
+    j_sweep: str = typer.Option("", help="J values to sweep, e.g. 1-12 (empty: no sweep)."),
+    budgets: str = typer.Option("1-40", help="Answer budgets, e.g. 1-40 or 5,10,20."),
+    strategies: str = typer.Option("active,random"),
+    seeds: int = typer.Option(3),
+    seed: int = typer.Option(0, help="Seed of the user split when the data has no split column."),
+) -> None:
+    """Accuracy and AUC of personalization vs number of answers, active vs random, with 95% intervals."""
+    import shlex
+    import sys
+
+    from preflm.data import DataError
+    from preflm.eval.harness import HarnessConfig
+    from preflm.eval.report import write_report
+    from preflm.eval.run import run_evaluation, save_results
+
+    _register_plugins()
+    harness = HarnessConfig(
+        budgets=_parse_ints(budgets), strategies=tuple(s.strip() for s in strategies.split(",")), seeds=seeds
+    )
+    try:
+        results = run_evaluation(
+            data,
+            featurizer=featurizer,
+            factorize_config=_config(factors, head, svd_init, l2, 0, 2000),
+            harness_config=harness,
+            methods=[m.strip() for m in methods.split(",") if m.strip()],
+            ablations=ablations,
+            known_phi=known_phi,
+            j_values=_parse_ints(j_sweep) if j_sweep else None,
+            seed=seed,
+        )
+    except (DataError, ValueError) as err:
+        _fail(str(err))
+    command = "preflm " + " ".join(shlex.quote(a) for a in sys.argv[1:])
+    results["command"] = command
+    save_results(results, out)
+    console.print(f"wrote {out}")
+    if report is not None:
+        console.print(f"wrote {write_report(results, report, title, command)}")
+    _print_summary(results)
+
+
+def _print_summary(results: dict) -> None:
+    table = Table("method", "strategy", *(f"acc@{b}" for b in (5, 10, 20, 40)))
+    for name, entry in results["methods"].items():
+        for strategy, per_budget in entry["strategies"].items():
+            cells = [f"{per_budget[str(b)]['accuracy']['mean']:.3f}" if str(b) in per_budget else "-" for b in (5, 10, 20, 40)]
+            table.add_row(name, strategy, *cells)
+    if "oracle" in results:
+        table.add_row("oracle", "-", *([f"{results['oracle']['accuracy']['mean']:.3f}"] * 4))
+    console.print(table)
+
+
+def _register_plugins() -> None:
+    """Baselines register themselves with the harness when the package is present."""
+    try:
+        from preflm.baselines import register_baselines
+    except ImportError:
+        return
+    register_baselines()
+
+
+@app.command()
+def demo(
+    workdir: Path = typer.Option(Path("runs/demo"), help="Where the world, model and profile go."),
+    seed: int = typer.Option(0),
+) -> None:
+    """The main job: world -> base rewards -> onboard a new user with 10 questions -> personalized picks."""
+    from preflm.demo import run_demo
+
+    run_demo(workdir, seed=seed, console=console)
 
 
 def main() -> None:

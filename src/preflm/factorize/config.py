@@ -19,7 +19,7 @@ class FactorizeConfig:
     svd_init: bool = True
     svd_rank: int = 100
     svd_iterations: int = 10
-    l2: float = 1e-2
+    l2: float = 1e-3
     learning_rate: float = 1e-2
     max_steps: int = 2000
     batch_size: int = 8192

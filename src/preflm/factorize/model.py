@@ -135,9 +135,11 @@ class RewardFactorization:
         optimizer = torch.optim.Adam(list(head.parameters()) + [user_weights], lr=cfg.learning_rate)
         lam_l2 = torch.tensor(cfg.l2)
 
+        item_a, item_b = pairs[pair, 0], pairs[pair, 1]
+
         def logits_for(index: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
             phi = head(x)
-            diffs = phi[pairs[pair[index], 0]] - phi[pairs[pair[index], 1]]
+            diffs = phi[item_a[index]] - phi[item_b[index]]
             return (diffs * user_weights[user[index]]).sum(-1), diffs
 
         best = (math.inf, None, 0)
