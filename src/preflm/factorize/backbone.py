@@ -41,7 +41,7 @@ from tqdm.auto import tqdm
 
 from preflm.data.matrix import AnswerMatrix
 from preflm.factorize.config import FactorizeConfig
-from preflm.factorize.model import RewardFactorization, _fit_logit_scale, binary_accuracy
+from preflm.factorize.model import RewardFactorization, fit_logit_scale, binary_accuracy
 from preflm.factorize.svd_init import svd_factors
 from preflm.featurize.lm import (
     DEFAULT_LM,
@@ -502,7 +502,7 @@ class _BackboneTrainer:
     def _calibrate_users(self) -> None:
         """Before phase 2: one scalar on the SVD user factors, fitted by maximum likelihood (as in fit)."""
         raw, labels = self._logits(self.scale_sample)
-        scale = _fit_logit_scale(raw.astype(np.float64), labels)
+        scale = fit_logit_scale(raw.astype(np.float64), labels)
         with torch.no_grad():
             self._unwrapped()[1].weight.mul_(scale)
 

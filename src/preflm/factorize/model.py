@@ -210,7 +210,7 @@ class RewardFactorization:
             phi = head(x)
             diffs = phi[answers.pairs[train.answer_pair, 0]] - phi[answers.pairs[train.answer_pair, 1]]
             raw = (diffs * user_weights[user_column[train.answer_user]]).sum(-1).double()
-        scale = _fit_logit_scale(raw.numpy(), train.answer_value)
+        scale = fit_logit_scale(raw.numpy(), train.answer_value)
         with torch.no_grad():
             user_weights.mul_(scale)
 
@@ -284,7 +284,7 @@ class RewardFactorization:
         return CachedFeaturizer(build_featurizer(self.featurizer_spec))
 
 
-def _fit_logit_scale(raw: np.ndarray, labels: np.ndarray, iterations: int = 25) -> float:
+def fit_logit_scale(raw: np.ndarray, labels: np.ndarray, iterations: int = 25) -> float:
     """Scalar s > 0 maximizing the Bradley-Terry likelihood of sigmoid(s * raw) (1-D Newton)."""
     s = 1.0
     for _ in range(iterations):
