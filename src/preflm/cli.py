@@ -34,18 +34,27 @@ def _config(factors, head, svd_init, l2, seed, max_steps):
 def train(
     data: Path = typer.Argument(..., help="Answers: JSONL/CSV/Parquet file, datasets folder or hub id."),
     out: Path = typer.Option(Path("runs/model"), help="Folder for model.safetensors + config.json."),
-    featurizer: str = typer.Option("minilm+stats", help="minilm+stats, minilm, stats or st:<model>[+stats]."),
+    featurizer: str = typer.Option(
+        "minilm+stats", help="minilm+stats, minilm, stats, st:<model>[+stats] or lm:<model>[+stats] (frozen causal LM)."
+    ),
     factors: int = typer.Option(8, help="J, the number of base reward functions."),
     head: str = typer.Option("linear", help="linear or mlp."),
     svd_init: bool = typer.Option(True, help="SVD initialization (--no-svd-init for the ablation)."),
     l2: float = typer.Option(1e-3, help="L2 regularization strength (0 for the ablation)."),
     max_steps: int = typer.Option(2000, help="Most optimizer steps (early stopping on held-out answers)."),
     user_column: str = typer.Option("user_id", help="Column naming the user."),
+    backbone: str = typer.Option(
+        "none", help="Train a causal-LM backbone too: lora or full (none: features from --featurizer, frozen)."
+    ),
+    lm: str = typer.Option("smollm2", help="Causal LM for --backbone: smollm2 (offline), a hub id or a path."),
+    minutes: Optional[float] = typer.Option(None, help="Time budget for --backbone training."),
     seed: int = typer.Option(0),
 ) -> None:
     """Learn base reward functions phi and seen users' weights from many users' answers.
 
-    When the data has a ``split`` column only its ``train`` rows are used.
+    When the data has a ``split`` column only its ``train`` rows are used. With ``--backbone lora|full``
+    the LM itself is trained in the paper's two phases (see preflm.factorize.backbone; multi-GPU via
+    ``accelerate launch``); the saved model is used by every other command the same way.
     """
     from preflm.data import AnswerMatrix, DataError, load_preferences
     from preflm.factorize.pipeline import featurize_items, train_reward_model
@@ -61,6 +70,18 @@ def train(
             _fail(f"{data}: the split column has no 'train' rows")
     matrix = AnswerMatrix.from_frame(frame)
     console.print(f"{matrix.n_answers} answers from {matrix.n_users} users on {matrix.n_pairs} pairs")
+    if backbone != "none":
+        from preflm.factorize import BackboneConfig, train_backbone
+
+        if backbone not in ("lora", "full"):
+            _fail(f"--backbone must be none, lora or full, got {backbone!r}")
+        config = BackboneConfig(
+            model=lm, mode=backbone, n_factors=factors, l2=l2, seed=seed, output_dir=str(out),
+            time_budget_minutes=minutes,
+        )
+        model = train_backbone(matrix, config)
+        console.print(f"held-out accuracy on seen users: {model.validation_accuracy_:.3f}; saved model to {out}")
+        return
     feats = CachedFeaturizer(featurizer_from_name(featurizer))
     features = featurize_items(matrix, feats)
     model = train_reward_model(matrix, features, feats, _config(factors, head, svd_init, l2, seed, max_steps))

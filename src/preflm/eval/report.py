@@ -78,6 +78,8 @@ def write_report(results: dict, directory: str | Path, title: str, command: str)
         f"Seen users: {results['n_seen_users']}, new users: {results['n_new_users']}, "
         f"train answers: {results['n_train_answers']}, mean pool/test answers per new user: "
         f"{results['mean_pool_size']:.0f}/{results['mean_test_size']:.0f}, seeds: {results['seeds']}.",
+        f"Featurizer: `{results.get('featurizer', '?')}` ({results.get('n_items', '?')} texts, "
+        f"{results.get('featurize_seconds', float('nan')):.0f} s to featurize; cached texts cost nothing).",
         "Accuracy: sign of the predicted reward difference vs the answer, ties excluded. "
         "Figures are means over new users with 95% t-intervals (±).",
         "",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 from typing import Callable
 
@@ -39,7 +40,9 @@ def run_evaluation(
     frame = load_preferences(data)
     matrix = AnswerMatrix.from_frame(frame)
     split = split_answers(matrix, new_user_fraction=new_user_fraction, seed=seed)
+    started = time.perf_counter()
     features = featurize_items(matrix, CachedFeaturizer(featurizer_from_name(featurizer)))
+    featurize_seconds = time.perf_counter() - started
     chosen = standard_methods(matrix, config, ablations=ablations, known_phi=known_phi)
     for name in methods or []:
         if name == "pref":
@@ -55,6 +58,8 @@ def run_evaluation(
         featurizer=featurizer,
         factorize_config=config.to_dict(),
         split_from_file="split" in frame.columns,
+        n_items=int(matrix.n_items),
+        featurize_seconds=featurize_seconds,
     )
     return results
 
