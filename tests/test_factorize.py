@@ -14,7 +14,7 @@ def planted():
 
 @pytest.fixture(scope="module")
 def fitted(planted):
-    return RewardFactorization(n_factors=4, seed=0).fit(planted.features, planted.split.train, progress=False)
+    return RewardFactorization(n_factors=4, head="linear", seed=0).fit(planted.features, planted.split.train, progress=False)
 
 
 def test_impute_recovers_low_rank_matrix():
@@ -57,7 +57,7 @@ def test_save_load_round_trip(tmp_path, planted, fitted):
 
 @pytest.mark.parametrize("overrides", [{"svd_init": False}, {"l2": 0.0}, {"head": "mlp", "max_steps": 100}])
 def test_ablations_and_mlp_head_train(planted, overrides):
-    model = RewardFactorization(n_factors=4, **overrides).fit(planted.features, planted.split.train, progress=False)
+    model = RewardFactorization(n_factors=4, **{"head": "linear", **overrides}).fit(planted.features, planted.split.train, progress=False)
     assert model.validation_accuracy_ > 0.7
 
 

@@ -109,7 +109,7 @@ def test_active_beats_random_at_ten_answers():
     gains = []
     for seed in range(3):
         problem = make_planted_problem(seed=seed)
-        model = RewardFactorization(n_factors=4, seed=seed).fit(problem.features, problem.split.train, progress=False)
+        model = RewardFactorization(n_factors=4, head="linear", seed=seed).fit(problem.features, problem.split.train, progress=False)
         z = model.pair_differences(problem.features, problem.matrix.pairs)
         users = problem.split.new_users
         pool = pad_answers(problem.split.pool, users, z)

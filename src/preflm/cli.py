@@ -38,7 +38,7 @@ def train(
         "minilm+stats", help="minilm+stats, minilm, stats, st:<model>[+stats] or lm:<model>[+stats] (frozen causal LM)."
     ),
     factors: int = typer.Option(8, help="J, the number of base reward functions."),
-    head: str = typer.Option("linear", help="linear or mlp."),
+    head: str = typer.Option("mlp", help="mlp (one hidden layer, the default) or linear (as in the paper)."),
     svd_init: bool = typer.Option(True, help="SVD initialization (--no-svd-init for the ablation)."),
     l2: float = typer.Option(1e-3, help="L2 regularization strength (0 for the ablation)."),
     max_steps: int = typer.Option(2000, help="Most optimizer steps (early stopping on held-out answers)."),
@@ -233,7 +233,7 @@ def evaluate(
     featurizer: str = typer.Option("minilm+stats"),
     methods: str = typer.Option("pref", help="Comma-separated: pref and any registered baselines."),
     factors: int = typer.Option(8, help="J for PReF."),
-    head: str = typer.Option("linear"),
+    head: str = typer.Option("mlp", help="mlp or linear."),
     svd_init: bool = typer.Option(True, help="--no-svd-init trains PReF without SVD initialization."),
     l2: float = typer.Option(1e-3, help="L2 strength for PReF (0 = no regularization)."),
     ablations: bool = typer.Option(True, help="Also run PReF without SVD init and without L2."),

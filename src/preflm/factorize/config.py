@@ -14,7 +14,7 @@ class FactorizeConfig:
     """
 
     n_factors: int = 8
-    head: str = "linear"
+    head: str = "mlp"
     hidden_size: int = 128
     svd_init: bool = True
     svd_rank: int = 100

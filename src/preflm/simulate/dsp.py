@@ -40,7 +40,8 @@ def dsp_frame(
 ) -> pd.DataFrame:
     """Answers table (with split, true rewards and true features) built from the DSP json file.
 
-    Items with a missing or empty response are left out (a handful in the public file).
+    Items with a missing or empty response are left out (one in the public file), and so are pairs
+    whose two responses are the same text (some domain answers repeat the Alpaca one).
     """
     items = [
         item
@@ -53,9 +54,14 @@ def dsp_frame(
     is_new = np.zeros(n_users, dtype=bool)
     is_new[rng.choice(n_users, max(1, int(round(new_user_fraction * n_users))), replace=False)] = True
     first, second = np.triu_indices(len(SOURCES), k=1)
-    n_pairs = len(items) * len(first)
     query = np.repeat(np.arange(len(items)), len(first))
     src_a, src_b = np.tile(first, len(items)), np.tile(second, len(items))
+    distinct = np.array(
+        [items[q]["responses"][SOURCES[a]].strip() != items[q]["responses"][SOURCES[b]].strip()
+         for q, a, b in zip(query, src_a, src_b)]
+    )
+    query, src_a, src_b = query[distinct], src_a[distinct], src_b[distinct]
+    n_pairs = len(query)
     rows = []
     for user in range(n_users):
         if is_new[user]:
