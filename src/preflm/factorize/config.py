@@ -19,6 +19,7 @@ class FactorizeConfig:
     svd_init: bool = True
     svd_rank: int = 100
     svd_iterations: int = 10
+    svd_head_steps: int = 300
     l2: float = 1e-3
     learning_rate: float = 1e-2
     max_steps: int = 2000

@@ -183,7 +183,11 @@ class RewardFactorization:
         return self
 
     def _svd_initialize(self, head, user_weights, x, answers, user_column, train_mask) -> None:
-        """Users <- V_J sqrt(S_J); head <- ridge fit of Delta features onto U_J sqrt(S_J); then one scale."""
+        """Users <- V_J sqrt(S_J); head <- ridge fit of Delta features onto U_J sqrt(S_J); then one logit scale.
+
+        The scale is split evenly between the head's output layer and the users, so neither side starts
+        much larger than the other (a lopsided start overfits within a few hundred steps).
+        """
         cfg = self.config
         train = answers.subset(train_mask)
         dense = train.dense(users=answers.answered_users())
@@ -200,7 +204,7 @@ class RewardFactorization:
         if cfg.head == "mlp":
             optimizer = torch.optim.Adam(head.parameters(), lr=cfg.learning_rate)
             phi_target = target.float()
-            for _ in range(300):
+            for _ in range(self.config.svd_head_steps):
                 phi = head(x)
                 loss = (phi[pairs[:, 0]] - phi[pairs[:, 1]] - phi_target).pow(2).mean()
                 optimizer.zero_grad()
@@ -210,9 +214,11 @@ class RewardFactorization:
             phi = head(x)
             diffs = phi[answers.pairs[train.answer_pair, 0]] - phi[answers.pairs[train.answer_pair, 1]]
             raw = (diffs * user_weights[user_column[train.answer_user]]).sum(-1).double()
-        scale = fit_logit_scale(raw.numpy(), train.answer_value)
+        root = math.sqrt(fit_logit_scale(raw.numpy(), train.answer_value))
+        output_layer = head if cfg.head == "linear" else head[-1]
         with torch.no_grad():
-            user_weights.mul_(scale)
+            output_layer.weight.mul_(root)
+            user_weights.mul_(root)
 
     def _set_prior(self) -> None:
         weights = self.user_weights_
