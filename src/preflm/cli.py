@@ -11,6 +11,8 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from preflm.generate.cli import generate_command
+
 app = typer.Typer(
     help="Personalize LLM answers to each user with reward factorization (PReF).",
     no_args_is_help=True,
@@ -304,11 +306,15 @@ def _register_plugins() -> None:
 def demo(
     workdir: Path = typer.Option(Path("runs/demo"), help="Where the world, model and profile go."),
     seed: int = typer.Option(0),
+    llm: bool = typer.Option(True, help="Also personalize SmolLM2's answers (--no-llm skips loading the LLM)."),
 ) -> None:
     """The main job: world -> base rewards -> onboard a new user with 10 questions -> personalized picks."""
     from preflm.demo import run_demo
 
-    run_demo(workdir, seed=seed, console=console)
+    run_demo(workdir, seed=seed, console=console, llm=llm)
+
+
+app.command("generate")(generate_command)
 
 
 def main() -> None:

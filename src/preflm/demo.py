@@ -43,7 +43,28 @@ def _describe(weights: np.ndarray) -> str:
     )
 
 
-def run_demo(workdir: Path, seed: int = 0, console: Console | None = None) -> dict:
+def _llm_answer(model, session, truth, featurizer, seed: int, console: Console) -> None:
+    """Best-of-8 answers of SmolLM2 (offline), reranked for this user, judged by the user's true reward."""
+    from preflm.generate import GenerationConfig, load_generator, personalized_best_of_n
+    from preflm.generate.personalize import DEFAULT_STYLES
+
+    prompt = PROMPTS[seed % len(PROMPTS)].question
+    generator = load_generator("smollm2")
+    config = GenerationConfig(max_new_tokens=64, temperature=0.0, seed=seed)
+    default = generator.generate([prompt], 1, config)[0][0]
+    answers = personalized_best_of_n(
+        generator, model, [session.weights], [prompt], n=8, config=config.replace(temperature=0.8),
+        style_instructions=DEFAULT_STYLES, featurizer=featurizer,
+    )
+    best = answers.answers(0)[0]
+    rewards = true_reward(truth, [default, best])
+    console.print(f"   [bold]{prompt}[/bold]")
+    console.print(f"      SmolLM2 default (greedy): {default}")
+    console.print(f"      personalized best-of-8:   {best}")
+    console.print(f"      true reward {rewards[0]:+.2f} -> {rewards[1]:+.2f}")
+
+
+def run_demo(workdir: Path, seed: int = 0, console: Console | None = None, llm: bool = True) -> dict:
     """Run the demo, print as it goes, and return its key figures."""
     console = console or Console()
     started = time.perf_counter()
@@ -128,6 +149,9 @@ def run_demo(workdir: Path, seed: int = 0, console: Console | None = None) -> di
     for b in budgets:
         table.add_row(str(b), f"{curves['active'][b]:.3f}", f"{curves['random'][b]:.3f}", f"{oracle:.3f}")
     console.print(table)
+    if llm:
+        console.print("[bold]7. A real LLM personalized at inference time[/bold] (SmolLM2-135M-Instruct, CPU)")
+        _llm_answer(model, session, truth, featurizer, seed, console)
     elapsed = time.perf_counter() - started
     console.print(f"done in {elapsed:.0f} s")
     return {"curves": curves, "oracle": oracle, "wins": wins / len(prompts), "seconds": elapsed, "user": user_id}

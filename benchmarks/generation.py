@@ -1,0 +1,433 @@
+"""Personalized generation benchmark: does a user prefer the answer picked by their learned reward?
+
+Simulated users of the Attributes world (whose true reward of any text is known) are onboarded with 5, 10
+and 20 answers; a real LLM answers prompts of the world's bank. For every user the personalized answer is
+judged against the same LLM's default (greedy) answer with the user's TRUE reward: the win rate (ties
+count half) with 95% t-intervals over users, versus N candidates, versus the number of answers, and for
+best-of-N vs reward-guided decoding (equal generated tokens) vs prompting the LLM with what the user likes.
+
+    python benchmarks/generation.py                          # SmolLM2-135M, ~10-15 min on 2 CPU cores
+    python benchmarks/generation.py --generator hf:Qwen/Qwen2.5-1.5B-Instruct --device cuda
+
+Candidates are generated once per prompt and reranked for every user; only guided decoding and the
+prompting baseline generate per user, so they run on a subset of users and prompts.
+"""
+
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # idle OpenMP threads sleep: much faster on shared CPUs
+
+import argparse
+import json
+import platform
+import re
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+from preflm.data import AnswerMatrix, load_preferences, split_answers
+from preflm.eval.metrics import mean_ci
+from preflm.eval.onboarding import pad_answers, score_weights, simulate_onboarding
+from preflm.factorize import FactorizeConfig, RewardFactorization
+from preflm.factorize.pipeline import featurize_items, train_reward_model
+from preflm.featurize import CachedFeaturizer, default_featurizer
+from preflm.generate.generators import GenerationConfig, GenerationError, load_generator
+from preflm.generate.personalize import DEFAULT_STYLES, CandidateSet, guided_decoding, prompting_baseline
+from preflm.simulate import ATTRIBUTE_NAMES, PROMPTS, WorldConfig, load_users, score_texts, true_reward, write_world
+
+ROOT = Path(__file__).resolve().parent
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--generator", default="smollm2", help="smollm2, hf:<hub id or path> or openai:<url>#<model>")
+    parser.add_argument("--n-prompts", type=int, default=24, help="prompts from the world's bank (spread over topics)")
+    parser.add_argument("--n-users", type=int, default=0, help="new users to judge (0 = all the world's new users)")
+    parser.add_argument("--max-new-tokens", type=int, default=48)
+    parser.add_argument("--n-candidates", type=int, default=16, help="largest N; the N curve uses 1, 4, 8, 16")
+    parser.add_argument("--budgets", type=int, nargs="+", default=[5, 10, 20], help="answers per new user")
+    parser.add_argument("--main-budget", type=int, default=10, help="answers behind the N curve and the methods")
+    parser.add_argument("--guided-users", type=int, default=8, help="users for guided decoding and prompting")
+    parser.add_argument("--guided-prompts", type=int, default=6, help="prompts for guided decoding and prompting")
+    parser.add_argument("--guided-n", type=int, default=4, help="continuations per block (compared with best-of-this)")
+    parser.add_argument("--block-tokens", type=int, default=16)
+    parser.add_argument("--temperature", type=float, default=0.8)
+    parser.add_argument("--no-styles", action="store_true", help="plain sampling, no style instructions")
+    parser.add_argument("--device", default="auto")
+    parser.add_argument("--batch-size", type=int, default=64, help="rows per forward pass of a local model")
+    parser.add_argument("--threads", type=int, default=0, help="torch CPU threads (0 = torch's default)")
+    parser.add_argument("--work-dir", type=Path, default=Path("runs/generation-benchmark"), help="world, model, candidates")
+    parser.add_argument("--model-dir", type=Path, default=None, help="load this reward model instead of training one")
+    parser.add_argument("--out", type=Path, default=ROOT / "results", help="folder for generation_<tag>.json/.md")
+    parser.add_argument("--tag", default=None, help="results name (default: from the generator)")
+    parser.add_argument("--seed", type=int, default=0)
+    return parser.parse_args(argv)
+
+
+class Clock:
+    """Prints each phase with the time since the start."""
+
+    def __init__(self):
+        self.start = time.perf_counter()
+
+    def log(self, message: str) -> None:
+        print(f"[{time.perf_counter() - self.start:7.1f}s] {message}", flush=True)
+
+    @property
+    def elapsed(self) -> float:
+        return time.perf_counter() - self.start
+
+
+def win_rates(personal: np.ndarray, default: np.ndarray) -> np.ndarray:
+    """Per-user share of prompts where the personalized answer has the higher true reward (ties = 1/2)."""
+    return np.mean((personal > default) + 0.5 * (personal == default), axis=-1)
+
+
+def summarize(per_user: np.ndarray, **extra) -> dict:
+    """Mean win rate and its 95% t-interval over users (clipped to [0, 1])."""
+    mean, low, high = mean_ci(per_user)
+    ci = [float(np.clip(low, 0, 1)), float(np.clip(high, 0, 1))]
+    return {"win_rate": mean, "ci95": ci, "n_users": int(np.isfinite(per_user).sum()), **extra}
+
+
+def pick_prompts(n: int, seed: int) -> list:
+    """n prompts of the bank, spread evenly over its topics."""
+    rng = np.random.default_rng(seed)
+    topics = sorted({p.topic for p in PROMPTS})
+    by_topic = {t: [p for p in PROMPTS if p.topic == t] for t in topics}
+    order = {t: list(rng.permutation(len(ps))) for t, ps in by_topic.items()}
+    chosen = []
+    while len(chosen) < min(n, len(PROMPTS)):
+        for t in topics:
+            if order[t] and len(chosen) < n:
+                chosen.append(by_topic[t][order[t].pop(0)])
+    return chosen
+
+
+def own_true_reward(true_weights: np.ndarray, texts: list[list[str]]) -> np.ndarray:
+    """True reward (U, P) of each user's own answers (texts[u][p]) under that user's true weights."""
+    U, P = len(texts), len(texts[0])
+    attributes = score_texts([t for row in texts for t in row]).reshape(U, P, -1)
+    return np.einsum("upa,ua->up", attributes, true_weights)
+
+
+def within_prompt_correlation(learned: np.ndarray, truth: np.ndarray) -> np.ndarray:
+    """Per user: Pearson correlation of learned and true rewards (U, P, N) across candidates, centred per prompt."""
+    a = learned - learned.mean(-1, keepdims=True)
+    b = truth - truth.mean(-1, keepdims=True)
+    return (a * b).sum((1, 2)) / np.sqrt((a**2).sum((1, 2)) * (b**2).sum((1, 2)) + 1e-12)
+
+
+def candidate_styles(candidates: CandidateSet) -> dict:
+    """Does the LLM follow the style instructions? Mean words and attribute scores of each style's candidates."""
+    attributes = score_texts([t for row in candidates.candidates for t in row]).reshape(len(candidates.prompts), candidates.n, -1)
+    plan = candidates.styles[0]
+    by_style = {}
+    for style in dict.fromkeys(plan):
+        columns = [j for j, s in enumerate(plan) if s == style]
+        words = np.mean([len(row[j].split()) for row in candidates.candidates for j in columns])
+        means = attributes[:, columns].mean((0, 1))
+        by_style[style or "(default)"] = {"words": round(float(words), 1), **dict(zip(ATTRIBUTE_NAMES, np.round(means, 3).tolist()))}
+    spread = attributes.std(1).mean(0)
+    return {"attribute_std_within_prompt": dict(zip(ATTRIBUTE_NAMES, np.round(spread, 3).tolist())), "by_style": by_style}
+
+
+def chosen_true(scores: np.ndarray, truth: np.ndarray, n: int) -> np.ndarray:
+    """True reward (U, P) of the candidate each user's learned reward ranks first among the first n."""
+    best = np.argmax(scores[..., :n], axis=-1)
+    return np.take_along_axis(truth[..., :n], best[..., None], axis=-1)[..., 0]
+
+
+def prepare_model(args, clock: Clock):
+    """The Attributes world, its answer matrix and a reward model trained on its seen users."""
+    world_path = args.work_dir / f"world-seed{args.seed}.jsonl"
+    if not world_path.is_file():
+        write_world(world_path, WorldConfig(seed=args.seed))
+    matrix = AnswerMatrix.from_frame(load_preferences(world_path))
+    split = split_answers(matrix, seed=args.seed)
+    featurizer = CachedFeaturizer(default_featurizer())
+    features = featurize_items(matrix, featurizer)
+    clock.log(f"world: {matrix.n_answers} answers, {matrix.n_users} users, {matrix.n_items} texts featurized")
+    if args.model_dir is not None:
+        model = RewardFactorization.load(args.model_dir)
+        clock.log(f"loaded reward model {args.model_dir}")
+    else:
+        model = train_reward_model(split.train, features, featurizer, FactorizeConfig(seed=args.seed), progress=False)
+        model.save(args.work_dir / "model")
+        clock.log(f"trained reward model: J={model.config.n_factors}, held-out accuracy {model.validation_accuracy_:.3f}")
+    return world_path, matrix, split, featurizer, features, model
+
+
+def onboard(args, matrix, split, features, model, world_path, clock: Clock):
+    """Learned weights of the new users after 0 and each budget of actively chosen answers, and their true weights."""
+    users = split.new_users
+    if args.n_users and args.n_users < len(users):
+        users = np.sort(np.random.default_rng(args.seed).choice(users, args.n_users, replace=False))
+    diffs = model.pair_differences(features, matrix.pairs)
+    pool = pad_answers(split.pool, users, diffs)
+    test = pad_answers(split.test, users, diffs)
+    budgets = sorted({0, *args.budgets, args.main_budget})
+    learned = simulate_onboarding(pool, model.prior_mean_, model.prior_precision(), budgets, "active", args.seed)
+    accuracy = {b: float(np.nanmean(score_weights(w, test)[0])) for b, w in learned.items()}
+    truth = load_users(world_path)
+    ids = [str(u) for u in matrix.user_ids[users]]
+    clock.log(f"onboarded {len(ids)} new users; held-out pairwise accuracy by answers: "
+              + ", ".join(f"{b}: {a:.3f}" for b, a in accuracy.items()))
+    return ids, learned, np.stack([truth[i] for i in ids]), accuracy
+
+
+def tag_for(spec: str) -> str:
+    name = spec.split("#")[-1] if spec.startswith("openai:") else spec.removeprefix("hf:")
+    return re.sub(r"[^a-z0-9.]+", "-", Path(name).name.lower()).strip("-") or "generator"
+
+
+def run(args) -> dict:
+    clock = Clock()
+    if args.threads:
+        import torch
+
+        torch.set_num_threads(args.threads)
+    args.work_dir.mkdir(parents=True, exist_ok=True)
+    world_path, matrix, split, featurizer, features, model = prepare_model(args, clock)
+    ids, learned, true_weights, accuracy = onboard(args, matrix, split, features, model, world_path, clock)
+
+    options = {} if args.generator.startswith("openai:") else {"batch_size": args.batch_size}
+    generator = load_generator(args.generator, device=args.device, **options)
+    clock.log(f"loaded generator {generator.name} on {getattr(generator, 'device', 'endpoint')}")
+    entries = pick_prompts(args.n_prompts, args.seed)
+    prompts = [e.question for e in entries]
+    config = GenerationConfig(max_new_tokens=args.max_new_tokens, temperature=args.temperature, seed=args.seed)
+    styles = None if args.no_styles else DEFAULT_STYLES
+    throughput = {}
+
+    tokens, seconds = generator.tokens_generated, generator.seconds
+    default = [c[0] for c in generator.generate(prompts, 1, config.replace(temperature=0.0))]
+    throughput["default_greedy"] = _rate(generator, tokens, seconds)
+    clock.log(f"default answers: {throughput['default_greedy']}")
+    candidates = CandidateSet.generate(generator, prompts, args.n_candidates, config, styles)
+    candidates.save(args.work_dir / f"candidates-{args.tag}.json")
+    throughput["best_of_n_candidates"] = {
+        "tokens": candidates.tokens_generated,
+        "seconds": round(candidates.seconds, 2),
+        "tokens_per_second": round(candidates.tokens_generated / max(candidates.seconds, 1e-9), 1),
+    }
+    clock.log(f"{args.n_candidates} candidates x {len(prompts)} prompts: {throughput['best_of_n_candidates']}")
+
+    U, P, N = len(ids), len(prompts), args.n_candidates
+    budgets = sorted(learned)
+    all_weights = np.concatenate([learned[b] for b in budgets])
+    scores = candidates.rewards(model, all_weights, featurizer).reshape(len(budgets), U, P, N)
+    scores = dict(zip(budgets, scores))
+    flat = [t for c in candidates.candidates for t in c]
+    truth = true_reward(true_weights, flat).reshape(P, N, U).transpose(2, 0, 1)
+    default_truth = true_reward(true_weights, default).T
+    main = args.main_budget
+
+    n_values = sorted({n for n in (1, 4, 8, 16, N) if n <= N})
+    results: dict = {"vs_n": {}, "vs_answers": {}, "references": {}, "methods": {}}
+    for n in n_values:
+        results["vs_n"][str(n)] = summarize(win_rates(chosen_true(scores[main], truth, n), default_truth))
+    for b in budgets:
+        results["vs_answers"][str(b)] = summarize(
+            win_rates(chosen_true(scores[b], truth, N), default_truth),
+            pairwise_accuracy=accuracy[b],
+            reward_alignment=float(np.nanmean(within_prompt_correlation(scores[b], truth))),
+        )
+    results["candidates"] = candidate_styles(candidates)
+    any_candidate = np.mean((truth > default_truth[..., None]) + 0.5 * (truth == default_truth[..., None]), axis=(1, 2))
+    results["references"] = {
+        f"random candidate of {N}": summarize(any_candidate),
+        f"best of {N} by another user's reward": summarize(
+            win_rates(chosen_true(np.roll(scores[main], U // 2, axis=0), truth, N), default_truth)
+        ),
+        f"best of {N} by the true reward (oracle)": summarize(win_rates(truth.max(-1), default_truth)),
+    }
+    clock.log("best-of-N win rates: " + ", ".join(f"N={n}: {r['win_rate']:.3f}" for n, r in results["vs_n"].items()))
+
+    gu = np.arange(min(args.guided_users, U))
+    gp = np.arange(min(args.guided_prompts, P))
+    sub_default = default_truth[np.ix_(gu, gp)]
+    K = min(args.guided_n, N)
+    subset_scores, subset_truth = scores[main][np.ix_(gu, gp)], truth[np.ix_(gu, gp)]
+    per_prompt_tokens = candidates.tokens_generated / (P * N)
+    results["methods"][f"best-of-{K}"] = summarize(
+        win_rates(chosen_true(subset_scores, subset_truth, K), sub_default),
+        tokens_per_answer=round(K * per_prompt_tokens, 1), generated_per_user=False,
+    )
+    results["methods"][f"best-of-{N}"] = summarize(
+        win_rates(chosen_true(subset_scores, subset_truth, N), sub_default),
+        tokens_per_answer=round(N * per_prompt_tokens, 1), generated_per_user=False,
+    )
+    tokens, seconds = generator.tokens_generated, generator.seconds
+    sub_prompts = [prompts[i] for i in gp]
+    try:
+        guided = guided_decoding(
+            generator, model, learned[main][gu], sub_prompts, K, args.block_tokens, config, styles, featurizer.inner, progress=True
+        )
+        throughput["guided_decoding"] = _rate(generator, tokens, seconds)
+        guided_truth = own_true_reward(true_weights[gu], guided.texts)
+        results["methods"][f"guided decoding ({K} x {args.block_tokens}-token blocks)"] = summarize(
+            win_rates(guided_truth, sub_default),
+            tokens_per_answer=round(float(guided.tokens.mean()), 1), generated_per_user=True,
+        )
+        clock.log(f"guided decoding: {throughput['guided_decoding']}")
+    except GenerationError as err:  # an endpoint without token-level continuation
+        results["methods"]["guided decoding"] = {"skipped": str(err)}
+        guided = None
+    tokens, seconds = generator.tokens_generated, generator.seconds
+    prompted = prompting_baseline(
+        generator, model, learned[main][gu], sub_prompts, config.replace(temperature=0.0), candidates, featurizer=featurizer
+    )
+    throughput["prompting_baseline"] = _rate(generator, tokens, seconds)
+    prompted_truth = own_true_reward(true_weights[gu], prompted.texts)
+    results["methods"]["prompting baseline (liked styles in the system prompt)"] = summarize(
+        win_rates(prompted_truth, sub_default),
+        tokens_per_answer=round(prompted.tokens_generated / prompted_truth.size, 1), generated_per_user=True,
+    )
+    clock.log(f"prompting baseline: {throughput['prompting_baseline']}")
+
+    total_tokens = sum(t["tokens"] for t in throughput.values())
+    total_seconds = sum(t["seconds"] for t in throughput.values())
+    throughput["all_generation"] = {
+        "tokens": total_tokens, "seconds": round(total_seconds, 2), "tokens_per_second": round(total_tokens / total_seconds, 1)
+    }
+    example_user = 0
+    example = {
+        "user_id": ids[example_user],
+        "true_weights": dict(zip(ATTRIBUTE_NAMES, np.round(true_weights[example_user], 3).tolist())),
+        "prompt": prompts[0],
+        "default": default[0],
+        f"best_of_{N}": candidates.candidates[0][int(np.argmax(scores[main][example_user, 0]))],
+        "guided": guided.texts[example_user][0] if guided is not None else None,
+        "prompting_system_prompt": prompted.system_prompts[example_user],
+        "prompting": prompted.texts[example_user][0],
+    }
+    return {
+        "generator": generator.name,
+        "device": getattr(generator, "device", "endpoint"),
+        "machine": f"{platform.machine()} cores={os.cpu_count()} threads={_threads()}",
+        "settings": {
+            "n_prompts": P, "n_users": U, "n_candidates": N, "max_new_tokens": args.max_new_tokens,
+            "temperature": args.temperature, "styles": list(styles) if styles else None, "main_budget": main,
+            "guided_users": int(len(gu)), "guided_prompts": int(len(gp)), "guided_n": K, "block_tokens": args.block_tokens,
+            "seed": args.seed, "judge": "each user's true reward (Attributes world); win = higher than the greedy default, tie = 1/2",
+        },
+        "reward_model": {"n_factors": model.config.n_factors, "validation_accuracy": model.validation_accuracy_},
+        **results,
+        "throughput": throughput,
+        "example": example,
+        "wall_seconds": round(clock.elapsed, 1),
+        "command": " ".join(["python benchmarks/generation.py", *args.argv]),
+    }
+
+
+def _rate(generator, tokens: int, seconds: float) -> dict:
+    t, s = generator.tokens_generated - tokens, generator.seconds - seconds
+    return {"tokens": t, "seconds": round(s, 2), "tokens_per_second": round(t / max(s, 1e-9), 1)}
+
+
+def _threads() -> int:
+    import torch
+
+    return torch.get_num_threads()
+
+
+def _fmt(entry: dict) -> str:
+    if "skipped" in entry:
+        return f"skipped: {entry['skipped']}"
+    low, high = entry["ci95"]
+    return f"{entry['win_rate']:.3f} [{low:.3f}, {high:.3f}]"
+
+
+def markdown(report: dict) -> str:
+    s = report["settings"]
+    lines = [
+        f"# Personalized generation: {report['generator']}",
+        "",
+        f"Win rate of the personalized answer over the same LLM's greedy answer, judged by {s['n_users']} simulated "
+        f"new users of the Attributes world with their true reward (ties = 1/2); mean and 95% t-interval over users. "
+        f"{s['n_prompts']} prompts, {s['max_new_tokens']} new tokens, candidates {'diversified by style instructions' if s['styles'] else 'plain samples'}, "
+        f"temperature {s['temperature']}. Device: {report['device']} ({report['machine']}). Wall time {report['wall_seconds'] / 60:.1f} min.",
+        "",
+        f"## Best-of-N vs N ({s['main_budget']} answers per user)",
+        "",
+        "| N | win rate [95% CI] |",
+        "|---|---|",
+        *[f"| {n} | {_fmt(r)} |" for n, r in report["vs_n"].items()],
+        "",
+        f"## Best-of-{s['n_candidates']} vs answers per user",
+        "",
+        "| answers | win rate [95% CI] | held-out pairwise accuracy | learned vs true reward on the candidates (r) |",
+        "|---|---|---|---|",
+        *[
+            f"| {b}{' (prior)' if b == '0' else ''} | {_fmt(r)} | {r['pairwise_accuracy']:.3f} | {r['reward_alignment']:.3f} |"
+            for b, r in report["vs_answers"].items()
+        ],
+        "",
+        "Held-out pairwise accuracy is on the world's own answers; r is the per-user correlation (within prompt)",
+        "between the learned and the true reward across the LLM's candidates, averaged over users.",
+        "",
+        "## References",
+        "",
+        "| pick | win rate [95% CI] |",
+        "|---|---|",
+        *[f"| {name} | {_fmt(r)} |" for name, r in report["references"].items()],
+        "",
+        f"## Methods ({s['guided_users']} users x {s['guided_prompts']} prompts, {s['main_budget']} answers)",
+        "",
+        "| method | win rate [95% CI] | tokens generated per answer | generated per user |",
+        "|---|---|---|---|",
+        *[
+            f"| {name} | {_fmt(r)} | {r.get('tokens_per_answer', '')} | {'yes' if r.get('generated_per_user') else 'no (shared by all users)'} |"
+            for name, r in report["methods"].items()
+        ],
+        "",
+        "## Candidates by style instruction (mean words and true attribute scores)",
+        "",
+        "| style | words | " + " | ".join(ATTRIBUTE_NAMES) + " |",
+        "|---|---|" + "---|" * len(ATTRIBUTE_NAMES),
+        *[
+            f"| {style} | {v['words']} | " + " | ".join(f"{v[a]:+.2f}" for a in ATTRIBUTE_NAMES) + " |"
+            for style, v in report["candidates"]["by_style"].items()
+        ],
+        "",
+        "## Throughput",
+        "",
+        "| phase | tokens | seconds | tokens/s |",
+        "|---|---|---|---|",
+        *[f"| {name} | {t['tokens']} | {t['seconds']} | {t['tokens_per_second']} |" for name, t in report["throughput"].items()],
+        "",
+        f"## Example: {report['example']['user_id']}",
+        "",
+        f"True weights: {report['example']['true_weights']}",
+        "",
+        f"Prompt: {report['example']['prompt']}",
+        "",
+        *[f"- **{key}**: {json.dumps(report['example'][key])}" for key in report["example"] if key not in ("user_id", "true_weights", "prompt")],
+        "",
+        f"Command: `{report['command']}`",
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def main(argv=None) -> None:
+    args = parse_args(argv)
+    args.argv = list(sys.argv[1:] if argv is None else argv)
+    args.tag = args.tag or tag_for(args.generator)
+    report = run(args)
+    args.out.mkdir(parents=True, exist_ok=True)
+    json_path = args.out / f"generation_{args.tag}.json"
+    json_path.write_text(json.dumps(report, indent=2) + "\n")
+    md_path = args.out / f"generation_{args.tag}.md"
+    md_path.write_text(markdown(report))
+    print(markdown(report))
+    print(f"wrote {json_path} and {md_path}")
+
+
+if __name__ == "__main__":
+    main()
