@@ -30,7 +30,7 @@ import resource
 import shutil
 import time
 import uuid
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Callable
 
@@ -40,7 +40,7 @@ from safetensors.torch import load_file, save_file
 from tqdm.auto import tqdm
 
 from preflm.data.matrix import AnswerMatrix
-from preflm.factorize.config import FactorizeConfig
+from preflm.factorize.config import ConfigDict, FactorizeConfig
 from preflm.factorize.model import RewardFactorization, fit_logit_scale, binary_accuracy
 from preflm.factorize.svd_init import svd_factors
 from preflm.featurize.lm import (
@@ -65,7 +65,7 @@ RESUME_KEYS = (
 
 
 @dataclass
-class BackboneConfig:
+class BackboneConfig(ConfigDict):
     """How to learn base rewards phi = head(LM(prompt, response)) and the seen users' weights.
 
     ``learning_rate`` is for the backbone (LoRA ~2e-4, full fine-tuning ~2e-5); the freshly initialised
@@ -121,14 +121,6 @@ class BackboneConfig:
             raise ValueError(f"l2 must be >= 0, got {self.l2}")
         if not 0.0 <= self.val_fraction < 1.0:
             raise ValueError(f"val_fraction must be in [0, 1), got {self.val_fraction}")
-
-    def to_dict(self) -> dict:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, values: dict) -> "BackboneConfig":
-        known = {f.name for f in fields(cls)}
-        return cls(**{k: v for k, v in values.items() if k in known})
 
 
 class BaseRewardModel(torch.nn.Module):

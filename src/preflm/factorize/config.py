@@ -5,8 +5,20 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, fields
 
 
+class ConfigDict:
+    """JSON round trip for config dataclasses; unknown keys (from newer versions) are ignored."""
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, values: dict):
+        known = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in values.items() if k in known})
+
+
 @dataclass
-class FactorizeConfig:
+class FactorizeConfig(ConfigDict):
     """How to learn J base rewards phi = head(features) and the seen users' weights.
 
     ``svd_init`` and ``l2`` are the two stabilisers of the paper; set ``svd_init=False`` or ``l2=0``
@@ -39,11 +51,3 @@ class FactorizeConfig:
             raise ValueError(f"l2 must be >= 0, got {self.l2}")
         if not 0.0 <= self.val_fraction < 1.0:
             raise ValueError(f"val_fraction must be in [0, 1), got {self.val_fraction}")
-
-    def to_dict(self) -> dict:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, values: dict) -> "FactorizeConfig":
-        known = {f.name for f in fields(cls)}
-        return cls(**{k: v for k, v in values.items() if k in known})
