@@ -1,0 +1,238 @@
+"""Baselines: shared answer order, solvers, and each baseline on a planted problem where its model is true.
+
+Each planted problem draws answers Bradley-Terry from the baseline's own model class, so the baseline
+must come close to the oracle (the true rewards) on new users' held-out answers through the harness;
+a poor number in the PReF comparison is then the model's limit, not a bug.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from preflm.baselines import (
+    BASELINE_NAMES,
+    LoReMethod,
+    PALMethod,
+    PerUserMethod,
+    PooledMethod,
+    VPLMethod,
+    first_answers,
+    random_order,
+    register_baselines,
+)
+from preflm.baselines.common import (
+    AnswerSet,
+    fit_simplex_weights,
+    project_to_simplex,
+    simplex_objective,
+)
+from preflm.baselines.per_user import fit_per_user_weights
+from preflm.baselines.pooled import ridge_logistic_newton
+from preflm.data import AnswerMatrix, split_answers
+from preflm.eval.harness import HarnessConfig, evaluate_methods
+from preflm.eval.onboarding import pad_answers
+from preflm.onboard.newton import fit_user_weights
+
+
+@pytest.fixture(autouse=True)
+def _one_torch_thread():
+    """These models are tiny: one intra-op thread avoids spin contention on the shared CI cores."""
+    import torch
+
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(previous)
+
+
+def planted_split(item_rewards, features, n_seen, answers_per_seen, pool_size, test_size, n_pairs=600, seed=0):
+    """Answers from true rewards (users x items): seen users train, new users pool/test; split column kept."""
+    rng = np.random.default_rng(seed)
+    n_users, n_items = item_rewards.shape
+    first = rng.integers(0, n_items, n_pairs)
+    second = (first + rng.integers(1, n_items, n_pairs)) % n_items
+    counts = np.where(np.arange(n_users) < n_seen, answers_per_seen, pool_size + test_size)
+    user = np.repeat(np.arange(n_users), counts)
+    asked = np.concatenate([rng.choice(n_pairs, c, replace=False) for c in counts])
+    a, b = first[asked], second[asked]
+    reward_a, reward_b = item_rewards[user, a], item_rewards[user, b]
+    preference = (rng.random(len(user)) < 1 / (1 + np.exp(-(reward_a - reward_b)))).astype(float)
+    position = np.concatenate([np.arange(c) for c in counts])
+    split = np.where(user < n_seen, "train", np.where(position < pool_size, "pool", "test"))
+    frame = pd.DataFrame(
+        {
+            "user_id": [f"u{u:03d}" for u in user],
+            "prompt": "planted",
+            "response_a": [f"item{i}" for i in a],
+            "response_b": [f"item{i}" for i in b],
+            "preference": preference,
+            "split": split,
+            "true_reward_a": reward_a,
+            "true_reward_b": reward_b,
+        }
+    )
+    matrix = AnswerMatrix.from_frame(frame)
+    order = np.array([int(r[4:]) for r in matrix.item_responses])
+    return features[order], split_answers(matrix)
+
+
+def run_harness(method, features, split, budgets):
+    config = HarnessConfig(budgets=list(budgets), strategies=("random",), seeds=1)
+    results = evaluate_methods(features, split, [method], config, progress=False)
+    per_budget = results["methods"][method.name]["strategies"]["random"]
+    return {b: per_budget[str(b)]["accuracy"]["mean"] for b in budgets}, results["oracle"]["accuracy"]["mean"]
+
+
+def test_random_order_is_shared_and_puts_real_answers_first():
+    mask = np.array([[True, True, True, False], [True, False, False, False]])
+    order = random_order(mask, seed=3)
+    assert np.array_equal(order, random_order(mask, seed=3))
+    assert np.all(np.take_along_axis(mask, order, 1) == np.sort(mask, axis=1)[:, ::-1])
+    answers = AnswerSet(np.arange(8).reshape(2, 4), np.ones((2, 4)), mask)
+    taken = first_answers(answers, 2, seed=3)
+    assert taken.pair.shape == (2, 2)
+    assert taken.mask.tolist() == [[True, True], [True, False]]
+    assert set(taken.pair[0]) <= {0, 1, 2}
+    assert not np.array_equal(random_order(np.ones((50, 20), bool), 0), random_order(np.ones((50, 20), bool), 1))
+
+
+def test_simplex_projection_and_fit():
+    rng = np.random.default_rng(0)
+    projected = project_to_simplex(rng.normal(size=(100, 5)) * 3)
+    assert np.allclose(projected.sum(-1), 1) and np.all(projected >= 0)
+    inside = rng.dirichlet(np.ones(4), size=10)
+    assert np.allclose(project_to_simplex(inside), inside)
+
+    differences = rng.normal(size=(6, 15, 3)) * 2
+    labels = (rng.random((6, 15)) < 0.5).astype(float)
+    mask = rng.random((6, 15)) < 0.8
+    anchor = np.full(3, 1 / 3)
+    for strength in (0.0, 2.0):
+        w = fit_simplex_weights(differences, labels, mask, anchor, strength, iterations=500)
+        assert np.allclose(w.sum(-1), 1) and np.all(w >= 0)
+        best = simplex_objective(differences, labels, mask, anchor, strength, w)
+        candidates = rng.dirichlet(np.ones(3), size=400)
+        for c in candidates:
+            assert np.all(best <= simplex_objective(differences, labels, mask, anchor, strength, c[None]) + 1e-6)
+
+
+def test_per_user_span_solver_is_exact_and_pooled_counts_match_rows():
+    rng = np.random.default_rng(1)
+    z = rng.normal(size=(4, 7, 20))
+    y = (rng.random((4, 7)) < 0.5).astype(float)
+    mask = rng.random((4, 7)) < 0.8
+    full, _ = fit_user_weights(z, y, np.zeros(20), 3.0 * np.eye(20), mask=mask)
+    assert np.allclose(fit_per_user_weights(z, y, mask, 3.0), full, atol=1e-8)
+
+    rows = rng.normal(size=(30, 5))
+    repeats = rng.integers(1, 4, 30)
+    labels = rng.random(30)
+    expanded = ridge_logistic_newton(np.repeat(rows, repeats, 0), np.repeat(labels, repeats), 0.5)
+    assert np.allclose(ridge_logistic_newton(rows, labels, 0.5, counts=repeats.astype(float)), expanded, atol=1e-6)
+
+
+def test_register_baselines_adds_every_name():
+    from preflm.eval.run import METHODS
+
+    register_baselines()
+    assert set(BASELINE_NAMES) <= set(METHODS)
+
+
+def test_pooled_recovers_one_shared_reward():
+    rng = np.random.default_rng(2)
+    features = rng.normal(size=(300, 10))
+    shared = 3.0 * rng.normal(size=10) / np.sqrt(10)
+    rewards = np.tile(features @ shared, (60, 1))
+    features, split = planted_split(rewards, features, 40, 100, 40, 60, seed=2)
+    accuracy, oracle = run_harness(PooledMethod(), features, split, (1, 40))
+    assert accuracy[1] == accuracy[40]
+    assert accuracy[1] >= oracle - 0.03
+
+
+def test_per_user_learns_arbitrary_linear_users_from_many_answers():
+    rng = np.random.default_rng(3)
+    features = rng.normal(size=(400, 6))
+    weights = 3.0 * rng.normal(size=(50, 6)) / np.sqrt(6)
+    features, split = planted_split(weights @ features.T, features, 30, 150, 200, 100, n_pairs=800, seed=3)
+    accuracy, oracle = run_harness(PerUserMethod(), features, split, (5, 200))
+    assert accuracy[200] >= oracle - 0.04
+    assert accuracy[200] > accuracy[5] + 0.05
+
+
+def _simplex_users(rng, n_users, n_prototypes):
+    return rng.dirichlet(np.full(n_prototypes, 0.3), size=n_users)
+
+
+def test_lore_recovers_simplex_mixtures_of_a_linear_basis():
+    rng = np.random.default_rng(4)
+    features = rng.normal(size=(400, 12))
+    basis = 6.0 * rng.normal(size=(12, 3)) / np.sqrt(12)
+    mixing = _simplex_users(rng, 90, 3)
+    features, split = planted_split(mixing @ (features @ basis).T, features, 60, 150, 40, 80, seed=4)
+    accuracy, oracle = run_harness(LoReMethod(n_basis=3), features, split, (2, 40))
+    assert accuracy[40] >= oracle - 0.05
+    assert accuracy[40] > accuracy[2]
+
+
+def test_pal_recovers_simplex_mixtures_of_nonlinear_prototypes():
+    rng = np.random.default_rng(5)
+    features = rng.normal(size=(400, 8))
+    projected = np.tanh(features @ rng.normal(size=(8, 6)) / np.sqrt(8) * 2)
+    prototypes = 4.0 * rng.normal(size=(3, 6)) / np.sqrt(6)
+    mixing = _simplex_users(rng, 90, 3)
+    rewards = mixing @ (projected @ prototypes.T).T
+    features, split = planted_split(rewards, features, 60, 150, 40, 80, seed=5)
+    method = PALMethod(n_prototypes=3, hidden_size=32, preference_dim=8)
+    accuracy, oracle = run_harness(method, features, split, (2, 40))
+    assert accuracy[40] >= oracle - 0.05
+    assert accuracy[40] > accuracy[2]
+
+
+def test_vpl_identifies_latent_user_types_from_few_answers():
+    rng = np.random.default_rng(6)
+    features = rng.normal(size=(400, 8))
+    types = 4.0 * rng.normal(size=(3, 8)) / np.sqrt(8)
+    user_type = rng.integers(0, 3, 90)
+    features, split = planted_split(types[user_type] @ features.T, features, 60, 150, 40, 80, seed=6)
+    method = VPLMethod(latent_dim=2, hidden_size=32, max_steps=1500)
+    accuracy, oracle = run_harness(method, features, split, (1, 20))
+    assert accuracy[20] >= oracle - 0.05
+    assert accuracy[20] > accuracy[1] + 0.05
+
+
+FEW_ANSWER_METHODS = {
+    "per_user": lambda: PerUserMethod(),
+    "vpl": lambda: VPLMethod(latent_dim=2, hidden_size=16, max_steps=30),
+    "pal": lambda: PALMethod(n_prototypes=2, hidden_size=16, preference_dim=4, max_steps=30),
+    "lore": lambda: LoReMethod(n_basis=2, max_steps=30),
+}
+
+
+@pytest.mark.parametrize("name", sorted(FEW_ANSWER_METHODS))
+def test_baselines_use_exactly_the_first_answers_of_the_shared_order(name):
+    """Scores at budget b change when one of the first b answers (shared order) changes, never otherwise."""
+    rng = np.random.default_rng(7)
+    features = rng.normal(size=(80, 4))
+    weights = 3.0 * rng.normal(size=(16, 4))
+    features, split = planted_split(weights @ features.T, features, 10, 40, 12, 10, n_pairs=150, seed=7)
+    method = FEW_ANSWER_METHODS[name]()
+    method.fit(features, split, seed=0)
+    empty = np.zeros((split.train.n_pairs, 1))
+    pool = pad_answers(split.pool, split.new_users, empty)
+    test = pad_answers(split.test, split.new_users, empty)
+    budget, seed = 3, 5
+    before = method.test_scores(pool, test, [budget], "random", seed)[budget]
+    order = random_order(pool.mask, seed)
+    rows = np.arange(pool.mask.shape[0])[:, None]
+
+    def flipped(columns):
+        labels = pool.labels.copy()
+        labels[rows, columns] = 1.0 - labels[rows, columns]
+        return method.test_scores(replace(pool, labels=labels), test, [budget], "random", seed)[budget]
+
+    assert np.allclose(flipped(order[:, budget:]), before)
+    assert not np.allclose(flipped(order[:, :budget]), before)
