@@ -107,6 +107,9 @@ def test_matrix_dedups_and_orients_by_content():
     assert len(cell) == 1 and matrix.answer_value[cell[0]] == 0.5
     dense = matrix.dense()
     assert dense.shape == (2, 2) and np.isnan(dense).sum() == 1
+    table = matrix.to_frame()
+    assert len(table) == matrix.n_answers and table["count"].sum() == len(rows)
+    assert table.loc[table["count"] == 2, "preference"].tolist() == [0.5]
     # the same answer written in swapped order gives the same cell value
     swapped = AnswerMatrix.from_frame(load_preferences_frame(
         [{"user_id": "u", "prompt": "p", "response_a": "y", "response_b": "x", "preference": "b"}]))

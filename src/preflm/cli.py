@@ -21,6 +21,19 @@ app = typer.Typer(
 console = Console()
 
 
+@app.callback()
+def _options(
+    threads: Optional[int] = typer.Option(
+        None, help="Torch CPU threads (e.g. 1 on a small shared machine, where threads fight over cores)."
+    ),
+) -> None:
+    """Personalize LLM answers to each user with reward factorization (PReF)."""
+    if threads is not None:
+        import torch
+
+        torch.set_num_threads(threads)
+
+
 def _fail(message: str) -> None:
     console.print(f"[red]error:[/red] {message}")
     raise typer.Exit(2)

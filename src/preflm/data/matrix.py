@@ -144,16 +144,20 @@ class AnswerMatrix:
         return out
 
     def to_frame(self) -> pd.DataFrame:
-        """Back to the standard table (one row per de-duplicated answer, pairs in stored orientation)."""
+        """Back to a table: one row per cell, pairs in stored orientation.
+
+        ``preference`` is the cell's mean answer (1, 0, 0.5, or e.g. 2/3 for a pair answered three
+        times) and ``count`` how many answers it averages, so nothing collapses silently.
+        """
         a, b = self.pairs[self.answer_pair, 0], self.pairs[self.answer_pair, 1]
-        labels = np.select([self.answer_value == 1.0, self.answer_value == 0.0], ["a", "b"], "tie")
         frame = pd.DataFrame(
             {
                 "user_id": self.user_ids[self.answer_user],
                 "prompt": self.item_prompts[a],
                 "response_a": self.item_responses[a],
                 "response_b": self.item_responses[b],
-                "preference": labels,
+                "preference": self.answer_value,
+                "count": self.answer_count,
             }
         )
         if self.answer_split is not None:
