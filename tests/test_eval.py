@@ -58,6 +58,14 @@ def test_evaluate_writes_json_and_report(small_world, tmp_path):
     assert set(results["j_sweep"]) == {"2", "4"}
     text = (report / "report.md").read_text()
     assert "| pref | active |" in text and "oracle" in text
+    assert "| pref_no_l2 | random |" in text.split("Paired accuracy differences")[1]
+    from preflm.eval.harness import paired_difference
+
+    same = paired_difference(results, ("pref", "active"), ("pref", "active"), 10)
+    assert same["mean"] == 0.0
+    diff = paired_difference(results, ("known_phi", "active"), ("pref", "random"), 10)
+    per_user = results["methods"]["known_phi"]["strategies"]["active"]["10"]["per_user_accuracy"]
+    assert len(per_user) == results["n_new_users"] and diff["ci"][0] <= diff["mean"] <= diff["ci"][1]
     for png in ("accuracy_vs_answers.png", "auc_vs_answers.png", "ablations.png", "j_sweep.png"):
         assert (report / png).stat().st_size > 1000
 

@@ -160,12 +160,29 @@ def evaluate_methods(
             acc_users = np.nanmean(accuracy[strategy], axis=0)
             auc_users = np.nanmean(auc[strategy], axis=0)
             entry["strategies"][strategy] = {
-                str(budget): {"accuracy": _summarize(acc_users[i]), "auc": _summarize(auc_users[i])}
+                str(budget): {
+                    "accuracy": _summarize(acc_users[i]),
+                    "auc": _summarize(auc_users[i]),
+                    "per_user_accuracy": [None if np.isnan(v) else float(v) for v in acc_users[i]],
+                }
                 for i, budget in enumerate(config.budgets)
             }
         results["methods"][method.name] = entry
     bar.close()
     return results
+
+
+def paired_difference(results: dict, first: tuple[str, str], second: tuple[str, str], budget: int) -> dict:
+    """Mean per-user accuracy difference (first - second) at a budget, with a paired 95% t-interval.
+
+    ``first``/``second`` are (method, strategy). Both saw the same new users, so pairing removes the
+    user-to-user spread that makes unpaired intervals overlap.
+    """
+    def per_user(key):
+        values = results["methods"][key[0]]["strategies"][key[1]][str(budget)]["per_user_accuracy"]
+        return np.array([np.nan if v is None else v for v in values])
+
+    return _summarize(per_user(first) - per_user(second))
 
 
 def standard_methods(

@@ -97,6 +97,35 @@ def write_report(results: dict, directory: str | Path, title: str, command: str)
         plot = plot_curves(results, metric, directory / f"{metric}_vs_answers.png")
         lines += ["", f"![{metric} vs answers]({plot.name})", ""]
 
+    rivals = [
+        (name, strategy)
+        for name, entry in results["methods"].items()
+        if name not in ("pref", "known_phi")
+        for strategy in entry["strategies"]
+    ]
+    if "pref" in results["methods"] and rivals:
+        from preflm.eval.harness import paired_difference
+
+        lines += [
+            "## Paired accuracy differences: PReF (active) minus each method",
+            "",
+            "Same new users, same answers: mean per-user difference with a paired 95% t-interval; "
+            "an interval above 0 means PReF is better.",
+            "",
+            "| method | strategy | " + " | ".join(f"{b} answers" for b in TABLE_BUDGETS) + " |",
+            "|" + "---|" * (2 + len(TABLE_BUDGETS)),
+        ]
+        for name, strategy in rivals:
+            cells = [
+                _fmt(paired_difference(results, ("pref", "active"), (name, strategy), int(b)))
+                if b in results["methods"][name]["strategies"][strategy]
+                and b in results["methods"]["pref"]["strategies"].get("active", {})
+                else "–"
+                for b in TABLE_BUDGETS
+            ]
+            lines.append(f"| {name} | {strategy} | " + " | ".join(cells) + " |")
+        lines.append("")
+
     validation = {n: e["validation_accuracy"] for n, e in results["methods"].items() if "validation_accuracy" in e}
     if validation:
         lines += ["## Seen-user validation accuracy", ""]
