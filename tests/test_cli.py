@@ -84,3 +84,31 @@ def test_onboard_from_answer_file_and_bad_input(tmp_path):
     assert result.exit_code == 2
     assert "row 0" in result.output and "preference" in result.output
     assert not (tmp_path / "m2").exists()
+
+
+def test_clear_errors_instead_of_tracebacks(tmp_path):
+    data = tmp_path / "answers.jsonl"
+    make_dataset(data)
+    for args, message in [
+        (["train", str(data), "--featurizer", "bogus"], "unknown featurizer"),
+        (["train", str(data), "--head", "transformer"], "head must be"),
+        (["evaluate", str(data), "--budgets", "1..40"], "cannot read '1..40'"),
+        (["evaluate", str(data), "--strategies", "activ"], "unknown selector"),
+    ]:
+        result = runner.invoke(app, args)
+        assert result.exit_code == 2, result.output
+        assert message in result.output
+
+
+def test_onboard_answers_file_with_several_users(tmp_path):
+    data = tmp_path / "answers.jsonl"
+    make_dataset(data)
+    model_dir = tmp_path / "model"
+    assert runner.invoke(app, ["train", str(data), "--out", str(model_dir), "--featurizer", "stats",
+                               "--factors", "2"]).exit_code == 0
+    result = runner.invoke(app, ["onboard", str(model_dir), "--answers", str(data), "--out", str(tmp_path / "p.json")])
+    assert result.exit_code == 2 and "pick one with --user-id" in result.output
+    result = runner.invoke(app, ["onboard", str(model_dir), "--answers", str(data), "--user-id", "user3",
+                                 "--out", str(tmp_path / "p.json")])
+    assert result.exit_code == 0, result.output
+    assert len(json.loads((tmp_path / "p.json").read_text())["answers"]) == 30

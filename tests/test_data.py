@@ -141,6 +141,20 @@ def test_split_column_is_honoured():
     assert list(split.new_users) == [2]
 
 
+def test_split_column_rejects_a_pair_in_both_pool_and_test():
+    rows = [dict(ROWS[0], split="train"),
+            {"user_id": "n", "prompt": "p", "response_a": "x", "response_b": "y", "preference": "a", "split": "pool"},
+            {"user_id": "n", "prompt": "p", "response_a": "y", "response_b": "x", "preference": "b", "split": "test"}]
+    with pytest.raises(DataError, match="same pair in pool and test"):
+        split_answers(AnswerMatrix.from_frame(load_preferences_frame(rows)))
+
+
+def test_json_array_file(tmp_path):
+    path = tmp_path / "rows.json"
+    path.write_text(json.dumps(ROWS))
+    assert len(load_preferences(path)) == 3
+
+
 def test_split_column_rejects_user_in_both_sides():
     rows = [dict(ROWS[0], split="train"), dict(ROWS[1], split="test")]
     with pytest.raises(DataError, match="both train and pool/test"):

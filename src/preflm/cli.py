@@ -77,13 +77,15 @@ def train(
 
     try:
         frame = load_preferences(data, user_column=user_column)
-    except DataError as err:
+        if "split" in frame.columns:
+            frame = frame[frame["split"] == "train"]
+            if frame.empty:
+                _fail(f"{data}: the split column has no 'train' rows")
+        matrix = AnswerMatrix.from_frame(frame, source=str(data))
+        config = _config(factors, head, svd_init, l2, seed, max_steps)
+        feats = CachedFeaturizer(featurizer_from_name(featurizer)) if backbone == "none" else None
+    except ValueError as err:
         _fail(str(err))
-    if "split" in frame.columns:
-        frame = frame[frame["split"] == "train"]
-        if frame.empty:
-            _fail(f"{data}: the split column has no 'train' rows")
-    matrix = AnswerMatrix.from_frame(frame)
     console.print(f"{matrix.n_answers} answers from {matrix.n_users} users on {matrix.n_pairs} pairs")
     if backbone != "none":
         from preflm.factorize import BackboneConfig, train_backbone
@@ -97,9 +99,8 @@ def train(
         model = train_backbone(matrix, config)
         console.print(f"held-out accuracy on seen users: {model.validation_accuracy_:.3f}; saved model to {out}")
         return
-    feats = CachedFeaturizer(featurizer_from_name(featurizer))
     features = featurize_items(matrix, feats)
-    model = train_reward_model(matrix, features, feats, _config(factors, head, svd_init, l2, seed, max_steps))
+    model = train_reward_model(matrix, features, feats, config)
     model.save(out)
     console.print(f"held-out accuracy on seen users: {model.validation_accuracy_:.3f} (step {model.best_step_})")
     console.print(f"saved model to {out}")
@@ -124,7 +125,9 @@ def onboard(
     model_dir: Path = typer.Argument(..., help="A model saved by `preflm train`."),
     out: Path = typer.Option(Path("runs/profile.json"), help="Where to save the user's profile (JSON)."),
     questions: Optional[Path] = typer.Option(None, help="Pool of questions (prompt, response_a, response_b)."),
-    answers: Optional[Path] = typer.Option(None, help="Non-interactive: a file of this user's answers."),
+    answers: Optional[Path] = typer.Option(
+        None, help="Non-interactive: a file of this user's answers (all are used; --budget/--selector apply to --questions)."
+    ),
     budget: int = typer.Option(10, help="How many questions to ask."),
     selector: str = typer.Option("active", help="active (PReF bandit rule), random or uncertainty."),
     user_id: str = typer.Option("new-user"),
@@ -139,6 +142,12 @@ def onboard(
         model = RewardFactorization.load(model_dir)
         if answers is not None:
             given = load_preferences(answers, default_user=user_id)
+            users_in_file = given["user_id"].unique()
+            if len(users_in_file) > 1:
+                if user_id not in users_in_file:
+                    _fail(f"{answers} holds answers of {len(users_in_file)} users; pick one with --user-id "
+                          f"(e.g. {', '.join(map(str, users_in_file[:3]))})")
+                given = given[given["user_id"] == user_id].reset_index(drop=True)
             session = OnboardingSession.from_questions(model, given, user_id=user_id, model_path=str(model_dir))
             for index, label in enumerate(given["preference"]):
                 session.record(index, float(label))
@@ -201,13 +210,16 @@ def rank(
 def _parse_ints(text: str) -> list[int]:
     """'1-40' or '5,10,20' or '1-5,10' -> sorted unique ints."""
     values: set[int] = set()
-    for part in text.split(","):
-        part = part.strip()
-        if "-" in part:
-            low, high = part.split("-")
-            values.update(range(int(low), int(high) + 1))
-        elif part:
-            values.add(int(part))
+    try:
+        for part in text.split(","):
+            part = part.strip()
+            if "-" in part:
+                low, high = part.split("-")
+                values.update(range(int(low), int(high) + 1))
+            elif part:
+                values.add(int(part))
+    except ValueError:
+        raise ValueError(f"cannot read {text!r} as numbers: use e.g. 1-40 or 5,10,20") from None
     return sorted(values)
 
 
@@ -258,6 +270,7 @@ def evaluate(
     strategies: str = typer.Option("active,random"),
     seeds: int = typer.Option(3),
     seed: int = typer.Option(0, help="Seed of the user split when the data has no split column."),
+    user_column: str = typer.Option("user_id", help="Column naming the user."),
 ) -> None:
     """Accuracy and AUC of personalization vs number of answers, active vs random, with 95% intervals."""
     import shlex
@@ -268,11 +281,17 @@ def evaluate(
     from preflm.eval.report import write_report
     from preflm.eval.run import run_evaluation, save_results
 
+    from preflm.onboard import get_selector
+
     _register_plugins()
-    harness = HarnessConfig(
-        budgets=_parse_ints(budgets), strategies=tuple(s.strip() for s in strategies.split(",")), seeds=seeds
-    )
     try:
+        harness = HarnessConfig(
+            budgets=_parse_ints(budgets), strategies=tuple(s.strip() for s in strategies.split(",")), seeds=seeds
+        )
+        if not harness.budgets or min(harness.budgets) < 0:
+            raise ValueError(f"--budgets must name answer counts >= 0, got {budgets!r}")
+        for strategy in harness.strategies:
+            get_selector(strategy)
         results = run_evaluation(
             data,
             featurizer=featurizer,
@@ -283,6 +302,7 @@ def evaluate(
             known_phi=known_phi,
             j_values=_parse_ints(j_sweep) if j_sweep else None,
             seed=seed,
+            user_column=user_column,
         )
     except (DataError, ValueError) as err:
         _fail(str(err))

@@ -55,7 +55,7 @@ class AnswerMatrix:
         return len(self.answer_value)
 
     @classmethod
-    def from_frame(cls, frame: pd.DataFrame) -> "AnswerMatrix":
+    def from_frame(cls, frame: pd.DataFrame, source: str = "<answers>") -> "AnswerMatrix":
         """Build from a normalized answers table (see :func:`preflm.data.normalize_frame`)."""
         texts = pd.concat(
             [
@@ -72,8 +72,8 @@ class AnswerMatrix:
         item_hash = np.array([_text_hash(p, r) for p, r in zip(item_prompts, item_responses)], dtype=np.uint64)
 
         if np.any(code_a == code_b):
-            row = int(np.flatnonzero(code_a == code_b)[0])
-            raise DataError("<answers>", "response_a and response_b are the same text", row, "response_b")
+            row = frame.index[int(np.flatnonzero(code_a == code_b)[0])]
+            raise DataError(source, "response_a and response_b are the same text", int(row), "response_b")
         flip = item_hash[code_a] > item_hash[code_b]
         first = np.where(flip, code_b, code_a)
         second = np.where(flip, code_a, code_b)

@@ -162,10 +162,9 @@ def _read_table(path: Path) -> pd.DataFrame:
     if path.suffix.lower() in (".jsonl", ".ndjson") or suffixes.endswith(".jsonl.gz"):
         return pd.read_json(path, lines=True, dtype=False)
     if path.suffix.lower() == ".json":
-        try:
-            return pd.read_json(path, lines=True, dtype=False)
-        except ValueError:
-            return pd.read_json(path, dtype=False)
+        with path.open() as handle:
+            first = handle.read(4096).lstrip()[:1]
+        return pd.read_json(path, lines=first != "[", dtype=False)
     if path.suffix.lower() in (".csv", ".tsv"):
         sep = "\t" if path.suffix.lower() == ".tsv" else ","
         return pd.read_csv(path, sep=sep, dtype=str, keep_default_na=False)

@@ -39,6 +39,15 @@ def split_answers(
             raise DataError(
                 "<split column>", f"user {matrix.user_ids[overlap[0]]!r} has both train and pool/test answers"
             )
+        cell = matrix.answer_user * matrix.n_pairs + matrix.answer_pair
+        shared = np.intersect1d(cell[splits == "pool"], cell[splits == "test"])
+        if shared.size:
+            user, pair = divmod(int(shared[0]), matrix.n_pairs)
+            raise DataError(
+                "<split column>",
+                f"user {matrix.user_ids[user]!r} has the same pair in pool and test "
+                f"(prompt {matrix.item_prompts[matrix.pairs[pair, 0]][:60]!r}): it would be scored on a question it was asked",
+            )
         return DatasetSplit(*(matrix.subset(splits == name) for name in ("train", "pool", "test")))
     if not 0.0 < new_user_fraction < 1.0 or not 0.0 < test_fraction < 1.0:
         raise ValueError("new_user_fraction and test_fraction must lie strictly between 0 and 1")

@@ -15,12 +15,13 @@ def pairwise_accuracy(scores: np.ndarray, labels: np.ndarray, mask: np.ndarray) 
 
 
 def pairwise_auc(scores: np.ndarray, labels: np.ndarray, mask: np.ndarray) -> np.ndarray:
-    """Per-row ROC AUC of scores for "a preferred" (ties excluded; NaN when a row has one class only).
+    """Per-row ROC AUC of scores for "a preferred" (ties excluded, averaged cells by their majority;
+    NaN when a row has one class only).
 
     Mann-Whitney over all positive/negative pairs of a row, vectorized across rows.
     """
-    pos = mask & (labels == 1.0)
-    neg = mask & (labels == 0.0)
+    pos = mask & (labels > 0.5)
+    neg = mask & (labels < 0.5)
     greater = (scores[..., :, None] > scores[..., None, :]).astype(float)
     equal = (scores[..., :, None] == scores[..., None, :]).astype(float)
     weight = pos[..., :, None] & neg[..., None, :]

@@ -34,11 +34,12 @@ def run_evaluation(
     new_user_fraction: float = 0.2,
     seed: int = 0,
     progress: bool = True,
+    user_column: str = "user_id",
 ) -> dict:
     """The whole evaluation of one dataset; returns the JSON-able results."""
     config = factorize_config or FactorizeConfig()
-    frame = load_preferences(data)
-    matrix = AnswerMatrix.from_frame(frame)
+    frame = load_preferences(data, user_column=user_column)
+    matrix = AnswerMatrix.from_frame(frame, source=str(data))
     split = split_answers(matrix, new_user_fraction=new_user_fraction, seed=seed)
     started = time.perf_counter()
     features = featurize_items(matrix, CachedFeaturizer(featurizer_from_name(featurizer)))

@@ -174,6 +174,10 @@ class RewardFactorization:
                 if stale >= cfg.patience:
                     break
         bar.close()
+        if best[1] is None:
+            raise ValueError(
+                "the held-out loss was never finite: check the features for NaN/inf, or use l2 > 0 / a lower learning rate"
+            )
         head.load_state_dict(best[1][0])
         self.head_ = head.eval()
         self.user_weights_ = best[1][1].numpy().astype(np.float64)
