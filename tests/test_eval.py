@@ -78,7 +78,7 @@ def test_evaluate_rejects_unknown_method(small_world, tmp_path):
 
 @pytest.mark.skipif(not DSP.is_file(), reason="shared DSP data not present")
 def test_dsp_converter(tmp_path):
-    from preflm.data import AnswerMatrix, load_preferences
+    from preflm.data import AnswerMatrix, load_preferences, split_answers
     from preflm.simulate.dsp import SOURCES
 
     out = tmp_path / "dsp.jsonl"
@@ -87,7 +87,9 @@ def test_dsp_converter(tmp_path):
     frame = load_preferences(out)
     assert set(frame["split"]) == {"train", "pool", "test"}
     assert (frame["response_a"].str.strip() != frame["response_b"].str.strip()).all()
-    assert AnswerMatrix.from_frame(frame).item_true_features.shape[1] == len(SOURCES)
+    matrix = AnswerMatrix.from_frame(frame)
+    assert matrix.item_true_features.shape[1] == len(SOURCES)
+    split_answers(matrix)  # raises if a new user's pool and test share a question
     assert {f"domain:{s}" for s in SOURCES} <= set(frame["user_id"])
     decided = frame[frame["preference"] != 0.5]
     agree = (decided["true_reward_a"] > decided["true_reward_b"]) == (decided["preference"] == 1.0)

@@ -41,7 +41,8 @@ def dsp_frame(
     """Answers table (with split, true rewards and true features) built from the DSP json file.
 
     Items with a missing or empty response are left out (one in the public file), and so are pairs
-    whose two responses are the same text (some domain answers repeat the Alpaca one).
+    whose two responses are the same text (some domain answers repeat the Alpaca one) and repeats of
+    a pair already listed (a few queries occur twice), so no new user is tested on a question it was asked.
     """
     items = [
         item
@@ -56,11 +57,14 @@ def dsp_frame(
     first, second = np.triu_indices(len(SOURCES), k=1)
     query = np.repeat(np.arange(len(items)), len(first))
     src_a, src_b = np.tile(first, len(items)), np.tile(second, len(items))
-    distinct = np.array(
-        [items[q]["responses"][SOURCES[a]].strip() != items[q]["responses"][SOURCES[b]].strip()
-         for q, a, b in zip(query, src_a, src_b)]
-    )
-    query, src_a, src_b = query[distinct], src_a[distinct], src_b[distinct]
+    seen: set[tuple[str, frozenset]] = set()
+    keep = np.zeros(len(query), dtype=bool)
+    for i, (q, a, b) in enumerate(zip(query, src_a, src_b)):
+        texts = frozenset((items[q]["responses"][SOURCES[a]].strip(), items[q]["responses"][SOURCES[b]].strip()))
+        key = (items[q]["query"], texts)
+        keep[i] = len(texts) == 2 and key not in seen
+        seen.add(key)
+    query, src_a, src_b = query[keep], src_a[keep], src_b[keep]
     n_pairs = len(query)
     rows = []
     for user in range(n_users):
