@@ -100,8 +100,9 @@ def write_report(results: dict, directory: str | Path, title: str, command: str)
     rivals = [
         (name, strategy)
         for name, entry in results["methods"].items()
-        if name not in ("pref", "known_phi")
+        if name != "known_phi"
         for strategy in entry["strategies"]
+        if (name, strategy) != ("pref", "active")
     ]
     if "pref" in results["methods"] and rivals:
         from preflm.eval.harness import paired_difference
