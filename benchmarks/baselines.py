@@ -81,7 +81,7 @@ def _cell(entry: dict) -> str:
 def summary_table(results: dict, metric: str) -> list[str]:
     """Markdown rows: method, strategy, train seconds, metric at 5/10/20/40 answers."""
     lines = [
-        f"| method | questions | train s | " + " | ".join(f"{metric} @{b}" for b in TABLE_BUDGETS) + " |",
+        "| method | questions | train s | " + " | ".join(f"{metric} @{b}" for b in TABLE_BUDGETS) + " |",
         "|---|---|---|" + "---|" * len(TABLE_BUDGETS),
     ]
     for name, entry in results["methods"].items():

@@ -55,6 +55,8 @@ def planted_split(item_rewards, features, n_seen, answers_per_seen, pool_size, t
     n_users, n_items = item_rewards.shape
     first = rng.integers(0, n_items, n_pairs)
     second = (first + rng.integers(1, n_items, n_pairs)) % n_items
+    _, unique = np.unique(np.minimum(first, second) * n_items + np.maximum(first, second), return_index=True)
+    first, second, n_pairs = first[np.sort(unique)], second[np.sort(unique)], len(unique)
     counts = np.where(np.arange(n_users) < n_seen, answers_per_seen, pool_size + test_size)
     user = np.repeat(np.arange(n_users), counts)
     asked = np.concatenate([rng.choice(n_pairs, c, replace=False) for c in counts])

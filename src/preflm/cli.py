@@ -6,7 +6,6 @@ import json
 from pathlib import Path
 from typing import Optional
 
-import numpy as np
 import typer
 from rich.console import Console
 from rich.table import Table
@@ -71,7 +70,7 @@ def train(
     the LM itself is trained in the paper's two phases (see preflm.factorize.backbone; multi-GPU via
     ``accelerate launch``); the saved model is used by every other command the same way.
     """
-    from preflm.data import AnswerMatrix, DataError, load_preferences
+    from preflm.data import AnswerMatrix, load_preferences
     from preflm.factorize.pipeline import featurize_items, train_reward_model
     from preflm.featurize import CachedFeaturizer, featurizer_from_name
 

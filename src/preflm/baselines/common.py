@@ -224,3 +224,19 @@ def train_with_early_stopping(
         for parameter, saved in zip(parameters, best_state):
             parameter.copy_(saved)
     return {"best_step": best_step, "best_validation_loss": best_loss, "steps": step, "curve": curve}
+
+
+class FewShotMethod:
+    """Harness adapter base: each new user is inferred from their first ``budget`` pool answers
+    (shared random order), then their test pairs are scored. Subclasses set ``self.model``."""
+
+    supports_active = False
+
+    def infer_users(self, answers: AnswerSet):
+        return self.model.fit_users(answers)
+
+    def test_scores(self, pool, test, budgets, strategy, seed):
+        return {
+            budget: np.where(test.mask, self.model.scores(self.infer_users(first_answers(pool, budget, seed)), test.pair), 0.0)
+            for budget in budgets
+        }

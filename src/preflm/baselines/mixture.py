@@ -19,10 +19,10 @@ import torch
 
 from preflm.baselines.common import (
     AnswerSet,
+    FewShotMethod,
     SeenAnswers,
     choose_strength,
     decided_accuracy,
-    first_answers,
     fit_simplex_weights,
     random_order,
     standardize,
@@ -169,10 +169,8 @@ class SimplexMixtureModel:
         return np.einsum("bmk,bk->bm", self.pair_rewards_[pair_index], weights)
 
 
-class SimplexMixtureMethod:
+class SimplexMixtureMethod(FewShotMethod):
     """Harness adapter for simplex-mixture models: fit prototypes on seen users, new users' weights only."""
-
-    supports_active = False
 
     def __init__(self, name: str, make_model: Callable[[], SimplexMixtureModel]):
         self.name, self.make_model = name, make_model
@@ -182,9 +180,3 @@ class SimplexMixtureMethod:
         self.model = self.make_model().fit(features, split.train.pairs, seen, seed)
         return {"validation_accuracy": self.model.validation_accuracy_, "best_step": self.model.history_["best_step"]}
 
-    def test_scores(self, pool, test, budgets, strategy, seed):
-        out = {}
-        for budget in budgets:
-            weights = self.model.fit_users(first_answers(pool, budget, seed))
-            out[budget] = np.where(test.mask, self.model.scores(weights, test.pair), 0.0)
-        return out

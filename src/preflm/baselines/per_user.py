@@ -12,7 +12,14 @@ from __future__ import annotations
 
 import numpy as np
 
-from preflm.baselines.common import AnswerSet, SeenAnswers, choose_strength, first_answers, random_order, standardize
+from preflm.baselines.common import (
+    AnswerSet,
+    FewShotMethod,
+    SeenAnswers,
+    choose_strength,
+    random_order,
+    standardize,
+)
 from preflm.onboard.newton import fit_user_weights
 
 DEFAULT_STRENGTHS = (1.0, 10.0, 100.0, 1000.0, 10000.0)
@@ -81,10 +88,8 @@ class PerUserRewardModel:
         return np.take_along_axis(all_pairs.T, pair_index, axis=1)
 
 
-class PerUserMethod:
+class PerUserMethod(FewShotMethod):
     """Harness adapter: each new user's own reward from their first answers (shared random order)."""
-
-    supports_active = False
 
     def __init__(self, name: str = "per_user", strengths: tuple[float, ...] = DEFAULT_STRENGTHS):
         self.name, self.strengths = name, strengths
@@ -94,9 +99,3 @@ class PerUserMethod:
         self.model = PerUserRewardModel(self.strengths).fit(features, split.train.pairs, seen, seed)
         return {"prior_strength": self.model.strength_}
 
-    def test_scores(self, pool, test, budgets, strategy, seed):
-        out = {}
-        for budget in budgets:
-            weights = self.model.fit_users(first_answers(pool, budget, seed))
-            out[budget] = np.where(test.mask, self.model.scores(weights, test.pair), 0.0)
-        return out

@@ -18,9 +18,9 @@ import torch
 
 from preflm.baselines.common import (
     AnswerSet,
+    FewShotMethod,
     SeenAnswers,
     decided_accuracy,
-    first_answers,
     random_order,
     standardize,
     train_with_early_stopping,
@@ -173,10 +173,8 @@ class VPLModel:
         return out.double().numpy()
 
 
-class VPLMethod:
+class VPLMethod(FewShotMethod):
     """Harness adapter: z of each new user from their first answers (shared random order)."""
-
-    supports_active = False
 
     def __init__(self, name: str = "vpl", **model_options):
         self.name, self.model_options = name, model_options
@@ -186,9 +184,5 @@ class VPLMethod:
         self.model = VPLModel(**self.model_options).fit(features, split.train.pairs, seen, seed)
         return {"validation_accuracy": self.model.validation_accuracy_, "best_step": self.model.history_["best_step"]}
 
-    def test_scores(self, pool, test, budgets, strategy, seed):
-        out = {}
-        for budget in budgets:
-            z = self.model.encode(first_answers(pool, budget, seed))
-            out[budget] = np.where(test.mask, self.model.scores(z, test.pair), 0.0)
-        return out
+    def infer_users(self, answers):
+        return self.model.encode(answers)

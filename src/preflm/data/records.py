@@ -123,7 +123,7 @@ def normalize_frame(
             frame["prompt"] = [_message_text(v, False) for v in frame["prompt"]]
     missing = [c for c in PREFERENCE_COLUMNS if c not in frame.columns]
     if missing:
-        hint = f" (use --user-column to name it)" if "user_id" in missing else ""
+        hint = " (use --user-column to name it)" if "user_id" in missing else ""
         raise DataError(source, f"missing column(s) {missing}; found {list(frame.columns)}{hint}")
     if frame.empty:
         raise DataError(source, "no answers in the data")

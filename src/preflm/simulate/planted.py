@@ -52,6 +52,8 @@ def make_planted_problem(
     user = np.repeat(np.arange(n_users), counts)
     first = rng.integers(0, n_items, size=n_pairs)
     second = (first + rng.integers(1, n_items, size=n_pairs)) % n_items
+    _, unique = np.unique(np.minimum(first, second) * n_items + np.maximum(first, second), return_index=True)
+    first, second, n_pairs = first[np.sort(unique)], second[np.sort(unique)], len(unique)
     asked = np.concatenate([rng.choice(n_pairs, c, replace=False) for c in counts])
     a, b = first[asked], second[asked]
     reward = np.einsum("nj,nj->n", true_phi[a] - true_phi[b], weights[user])
