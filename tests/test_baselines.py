@@ -10,7 +10,6 @@ from __future__ import annotations
 from dataclasses import replace
 
 import numpy as np
-import pandas as pd
 import pytest
 
 from preflm.baselines import (
@@ -32,10 +31,11 @@ from preflm.baselines.common import (
 )
 from preflm.baselines.per_user import fit_per_user_weights
 from preflm.baselines.pooled import ridge_logistic_newton
-from preflm.data import AnswerMatrix, split_answers
+from preflm.data import split_answers
 from preflm.eval.harness import HarnessConfig, evaluate_methods
 from preflm.eval.onboarding import pad_answers
 from preflm.onboard.newton import fit_user_weights
+from preflm.simulate.planted import planted_answers
 
 
 @pytest.fixture(autouse=True)
@@ -51,34 +51,9 @@ def _one_torch_thread():
 
 def planted_split(item_rewards, features, n_seen, answers_per_seen, pool_size, test_size, n_pairs=600, seed=0):
     """Answers from true rewards (users x items): seen users train, new users pool/test; split column kept."""
-    rng = np.random.default_rng(seed)
-    n_users, n_items = item_rewards.shape
-    first = rng.integers(0, n_items, n_pairs)
-    second = (first + rng.integers(1, n_items, n_pairs)) % n_items
-    _, unique = np.unique(np.minimum(first, second) * n_items + np.maximum(first, second), return_index=True)
-    first, second, n_pairs = first[np.sort(unique)], second[np.sort(unique)], len(unique)
-    counts = np.where(np.arange(n_users) < n_seen, answers_per_seen, pool_size + test_size)
-    user = np.repeat(np.arange(n_users), counts)
-    asked = np.concatenate([rng.choice(n_pairs, c, replace=False) for c in counts])
-    a, b = first[asked], second[asked]
-    reward_a, reward_b = item_rewards[user, a], item_rewards[user, b]
-    preference = (rng.random(len(user)) < 1 / (1 + np.exp(-(reward_a - reward_b)))).astype(float)
-    position = np.concatenate([np.arange(c) for c in counts])
-    split = np.where(user < n_seen, "train", np.where(position < pool_size, "pool", "test"))
-    frame = pd.DataFrame(
-        {
-            "user_id": [f"u{u:03d}" for u in user],
-            "prompt": "planted",
-            "response_a": [f"item{i}" for i in a],
-            "response_b": [f"item{i}" for i in b],
-            "preference": preference,
-            "split": split,
-            "true_reward_a": reward_a,
-            "true_reward_b": reward_b,
-        }
+    matrix, order = planted_answers(
+        item_rewards, n_seen, answers_per_seen, pool_size, test_size, n_pairs, np.random.default_rng(seed)
     )
-    matrix = AnswerMatrix.from_frame(frame)
-    order = np.array([int(r[4:]) for r in matrix.item_responses])
     return features[order], split_answers(matrix)
 
 

@@ -24,6 +24,51 @@ class PlantedProblem:
     split: DatasetSplit
 
 
+def planted_answers(
+    item_rewards: np.ndarray,
+    n_seen_users: int,
+    answers_per_seen_user: int,
+    pool_size: int,
+    test_size: int,
+    n_pairs: int,
+    rng: np.random.Generator,
+) -> tuple[AnswerMatrix, np.ndarray]:
+    """Bradley-Terry answers from true rewards (users x items), with a split column.
+
+    The first ``n_seen_users`` answer ``answers_per_seen_user`` pairs (train); the others answer
+    ``pool_size`` + ``test_size`` distinct pairs (pool, then test). All draw from one set of at most
+    ``n_pairs`` distinct unordered item pairs. Returns the matrix and, per matrix item, its index
+    in ``item_rewards``' columns.
+    """
+    n_users, n_items = item_rewards.shape
+    counts = np.where(np.arange(n_users) < n_seen_users, answers_per_seen_user, pool_size + test_size)
+    user = np.repeat(np.arange(n_users), counts)
+    first = rng.integers(0, n_items, size=n_pairs)
+    second = (first + rng.integers(1, n_items, size=n_pairs)) % n_items
+    _, unique = np.unique(np.minimum(first, second) * n_items + np.maximum(first, second), return_index=True)
+    first, second, n_pairs = first[np.sort(unique)], second[np.sort(unique)], len(unique)
+    asked = np.concatenate([rng.choice(n_pairs, c, replace=False) for c in counts])
+    a, b = first[asked], second[asked]
+    reward_a, reward_b = item_rewards[user, a], item_rewards[user, b]
+    preference = (rng.random(len(user)) < 1 / (1 + np.exp(-(reward_a - reward_b)))).astype(float)
+    position = np.concatenate([np.arange(c) for c in counts])
+    split = np.where(user < n_seen_users, "train", np.where(position < pool_size, "pool", "test"))
+    frame = pd.DataFrame(
+        {
+            "user_id": [f"u{u:04d}" for u in user],
+            "prompt": "planted",
+            "response_a": [f"item{i}" for i in a],
+            "response_b": [f"item{i}" for i in b],
+            "preference": preference,
+            "split": split,
+            "true_reward_a": reward_a,
+            "true_reward_b": reward_b,
+        }
+    )
+    matrix = AnswerMatrix.from_frame(frame)
+    return matrix, np.array([int(r[4:]) for r in matrix.item_responses])
+
+
 def make_planted_problem(
     n_items: int = 1500,
     n_pairs: int = 1000,
@@ -48,31 +93,8 @@ def make_planted_problem(
     true_phi = features @ mixing
     n_users = n_seen_users + n_new_users
     weights = signal * rng.normal(size=(n_users, n_factors)) / np.sqrt(n_factors)
-    counts = np.where(np.arange(n_users) < n_seen_users, answers_per_seen_user, pool_size + test_size)
-    user = np.repeat(np.arange(n_users), counts)
-    first = rng.integers(0, n_items, size=n_pairs)
-    second = (first + rng.integers(1, n_items, size=n_pairs)) % n_items
-    _, unique = np.unique(np.minimum(first, second) * n_items + np.maximum(first, second), return_index=True)
-    first, second, n_pairs = first[np.sort(unique)], second[np.sort(unique)], len(unique)
-    asked = np.concatenate([rng.choice(n_pairs, c, replace=False) for c in counts])
-    a, b = first[asked], second[asked]
-    reward = np.einsum("nj,nj->n", true_phi[a] - true_phi[b], weights[user])
-    preference = (rng.random(len(user)) < 1 / (1 + np.exp(-reward))).astype(float)
-    position = np.concatenate([np.arange(c) for c in counts])
-    split = np.where(user < n_seen_users, "train", np.where(position < pool_size, "pool", "test"))
-    frame = pd.DataFrame(
-        {
-            "user_id": [f"u{u:04d}" for u in user],
-            "prompt": "planted",
-            "response_a": [f"item{i}" for i in a],
-            "response_b": [f"item{i}" for i in b],
-            "preference": preference,
-            "split": split,
-            "true_reward_a": np.einsum("nj,nj->n", true_phi[a], weights[user]),
-            "true_reward_b": np.einsum("nj,nj->n", true_phi[b], weights[user]),
-        }
+    matrix, order = planted_answers(
+        weights @ true_phi.T, n_seen_users, answers_per_seen_user, pool_size, test_size, n_pairs, rng
     )
-    matrix = AnswerMatrix.from_frame(frame)
-    order = np.array([int(r[4:]) for r in matrix.item_responses])
     matrix = AnswerMatrix(**{**matrix.__dict__, "item_true_features": true_phi[order]})
     return PlantedProblem(features[order], true_phi[order], weights, matrix, split_answers(matrix))
