@@ -30,7 +30,7 @@ from pathlib import Path
 import numpy as np
 
 from preflm.data import AnswerMatrix, load_preferences, split_answers
-from preflm.eval.metrics import mean_ci
+from preflm.metrics import mean_ci
 from preflm.eval.onboarding import pad_answers, score_weights, simulate_onboarding
 from preflm.factorize import FactorizeConfig, RewardFactorization
 from preflm.factorize.pipeline import featurize_items, train_reward_model
@@ -168,11 +168,11 @@ def onboard(args, matrix, split, features, model, world_path, clock: Clock):
     if args.n_users and args.n_users < len(users):
         users = np.sort(np.random.default_rng(args.seed).choice(users, args.n_users, replace=False))
     diffs = model.pair_differences(features, matrix.pairs)
-    pool = pad_answers(split.pool, users, diffs)
-    test = pad_answers(split.test, users, diffs)
+    pool = pad_answers(split.pool, users)
+    test = pad_answers(split.test, users)
     budgets = sorted({0, *args.budgets, args.main_budget})
-    learned = simulate_onboarding(pool, model.prior_mean_, model.prior_precision(), budgets, "active", args.seed)
-    accuracy = {b: float(np.nanmean(score_weights(w, test)[0])) for b, w in learned.items()}
+    learned = simulate_onboarding(pool, diffs, model.prior_mean_, model.prior_precision(), budgets, "active", args.seed)
+    accuracy = {b: float(np.nanmean(score_weights(w, test, diffs)[0])) for b, w in learned.items()}
     truth = load_users(world_path)
     ids = [str(u) for u in matrix.user_ids[users]]
     clock.log(f"onboarded {len(ids)} new users; held-out pairwise accuracy by answers: "
@@ -220,7 +220,7 @@ def run(args) -> dict:
     U, P, N = len(ids), len(prompts), args.n_candidates
     budgets = sorted(learned)
     all_weights = np.concatenate([learned[b] for b in budgets])
-    scores = candidates.rewards(model, all_weights, featurizer).reshape(len(budgets), U, P, N)
+    scores = candidates.rewards(model, all_weights).reshape(len(budgets), U, P, N)
     scores = dict(zip(budgets, scores))
     flat = [t for c in candidates.candidates for t in c]
     truth = true_reward(true_weights, flat).reshape(P, N, U).transpose(2, 0, 1)
@@ -266,7 +266,7 @@ def run(args) -> dict:
     sub_prompts = [prompts[i] for i in gp]
     try:
         guided = guided_decoding(
-            generator, model, learned[main][gu], sub_prompts, K, args.block_tokens, config, styles, featurizer.inner, progress=True
+            generator, model, learned[main][gu], sub_prompts, K, args.block_tokens, config, styles, progress=True
         )
         throughput["guided_decoding"] = _rate(generator, tokens, seconds)
         guided_truth = own_true_reward(true_weights[gu], guided.texts)
@@ -280,7 +280,7 @@ def run(args) -> dict:
         guided = None
     tokens, seconds = generator.tokens_generated, generator.seconds
     prompted = prompting_baseline(
-        generator, model, learned[main][gu], sub_prompts, config.replace(temperature=0.0), candidates, featurizer=featurizer
+        generator, model, learned[main][gu], sub_prompts, config.replace(temperature=0.0), candidates
     )
     throughput["prompting_baseline"] = _rate(generator, tokens, seconds)
     prompted_truth = own_true_reward(true_weights[gu], prompted.texts)

@@ -14,27 +14,20 @@ import pytest
 
 from preflm.baselines import (
     BASELINE_NAMES,
-    LoReMethod,
-    PALMethod,
-    PerUserMethod,
-    PooledMethod,
-    VPLMethod,
-    first_answers,
-    random_order,
+    lore_method,
+    pal_method,
+    per_user_method,
+    pooled_method,
     register_baselines,
+    vpl_method,
 )
-from preflm.baselines.common import (
-    AnswerSet,
-    fit_simplex_weights,
-    project_to_simplex,
-    simplex_objective,
-)
+from preflm.baselines.common import fit_simplex_weights, project_to_simplex, simplex_objective
 from preflm.baselines.per_user import fit_per_user_weights
-from preflm.baselines.pooled import ridge_logistic_newton
+from preflm.baselines.pooled import ridge_logistic
 from preflm.data import split_answers
-from preflm.eval.harness import HarnessConfig, evaluate_methods
-from preflm.eval.onboarding import pad_answers
-from preflm.onboard.newton import fit_user_weights
+from preflm.eval.harness import HarnessConfig, evaluate_methods, summarize
+from preflm.eval.onboarding import PaddedAnswers, first_answers, pad_answers, random_order
+from preflm.factorize.users import fit_user_weights
 from preflm.simulate.planted import planted_answers
 
 
@@ -59,7 +52,7 @@ def planted_split(item_rewards, features, n_seen, answers_per_seen, pool_size, t
 
 def run_harness(method, features, split, budgets):
     config = HarnessConfig(budgets=list(budgets), strategies=("random",), seeds=1)
-    results = evaluate_methods(features, split, [method], config, progress=False)
+    results = summarize(*evaluate_methods(features, split, [method], config, progress=False))
     per_budget = results["methods"][method.name]["strategies"]["random"]
     return {b: per_budget[str(b)]["accuracy"]["mean"] for b in budgets}, results["oracle"]["accuracy"]["mean"]
 
@@ -69,7 +62,7 @@ def test_random_order_is_shared_and_puts_real_answers_first():
     order = random_order(mask, seed=3)
     assert np.array_equal(order, random_order(mask, seed=3))
     assert np.all(np.take_along_axis(mask, order, 1) == np.sort(mask, axis=1)[:, ::-1])
-    answers = AnswerSet(np.arange(8).reshape(2, 4), np.ones((2, 4)), mask)
+    answers = PaddedAnswers(np.arange(8).reshape(2, 4), np.ones((2, 4)), mask)
     taken = first_answers(answers, 2, seed=3)
     assert taken.pair.shape == (2, 2)
     assert taken.mask.tolist() == [[True, True], [True, False]]
@@ -108,15 +101,22 @@ def test_per_user_span_solver_is_exact_and_pooled_counts_match_rows():
     rows = rng.normal(size=(30, 5))
     repeats = rng.integers(1, 4, 30)
     labels = rng.random(30)
-    expanded = ridge_logistic_newton(np.repeat(rows, repeats, 0), np.repeat(labels, repeats), 0.5)
-    assert np.allclose(ridge_logistic_newton(rows, labels, 0.5, counts=repeats.astype(float)), expanded, atol=1e-6)
+    expanded = ridge_logistic(np.repeat(rows, repeats, 0), np.repeat(labels, repeats), 0.5, np.ones(repeats.sum()))
+    assert np.allclose(ridge_logistic(rows, labels, 0.5, counts=repeats.astype(float)), expanded, atol=1e-6)
 
 
-def test_register_baselines_adds_every_name():
+def test_registered_baselines_build_methods_that_run_under_their_names():
     from preflm.eval.run import METHODS
+    from preflm.factorize import FactorizeConfig
 
     register_baselines()
-    assert set(BASELINE_NAMES) <= set(METHODS)
+    rng = np.random.default_rng(8)
+    features = rng.normal(size=(60, 3))
+    features, split = planted_split(rng.normal(size=(14, 3)) @ features.T, features, 8, 30, 10, 10, n_pairs=120, seed=8)
+    for name in BASELINE_NAMES:
+        method = METHODS[name](split.train, FactorizeConfig(n_factors=2))
+        accuracy, _ = run_harness(method, features, split, (2,))
+        assert method.name == name and 0.0 <= accuracy[2] <= 1.0
 
 
 def test_pooled_recovers_one_shared_reward():
@@ -125,7 +125,7 @@ def test_pooled_recovers_one_shared_reward():
     shared = 3.0 * rng.normal(size=10) / np.sqrt(10)
     rewards = np.tile(features @ shared, (60, 1))
     features, split = planted_split(rewards, features, 40, 100, 40, 60, seed=2)
-    accuracy, oracle = run_harness(PooledMethod(), features, split, (1, 40))
+    accuracy, oracle = run_harness(pooled_method(), features, split, (1, 40))
     assert accuracy[1] == accuracy[40]
     assert accuracy[1] >= oracle - 0.03
 
@@ -135,7 +135,7 @@ def test_per_user_learns_arbitrary_linear_users_from_many_answers():
     features = rng.normal(size=(400, 6))
     weights = 3.0 * rng.normal(size=(50, 6)) / np.sqrt(6)
     features, split = planted_split(weights @ features.T, features, 30, 150, 200, 100, n_pairs=800, seed=3)
-    accuracy, oracle = run_harness(PerUserMethod(), features, split, (5, 200))
+    accuracy, oracle = run_harness(per_user_method(), features, split, (5, 200))
     assert accuracy[200] >= oracle - 0.04
     assert accuracy[200] > accuracy[5] + 0.05
 
@@ -150,7 +150,7 @@ def test_lore_recovers_simplex_mixtures_of_a_linear_basis():
     basis = 6.0 * rng.normal(size=(12, 3)) / np.sqrt(12)
     mixing = _simplex_users(rng, 90, 3)
     features, split = planted_split(mixing @ (features @ basis).T, features, 60, 150, 40, 80, seed=4)
-    accuracy, oracle = run_harness(LoReMethod(n_basis=3), features, split, (2, 40))
+    accuracy, oracle = run_harness(lore_method(n_basis=3), features, split, (2, 40))
     assert accuracy[40] >= oracle - 0.05
     assert accuracy[40] > accuracy[2]
 
@@ -163,7 +163,7 @@ def test_pal_recovers_simplex_mixtures_of_nonlinear_prototypes():
     mixing = _simplex_users(rng, 90, 3)
     rewards = mixing @ (projected @ prototypes.T).T
     features, split = planted_split(rewards, features, 60, 150, 40, 80, seed=5)
-    method = PALMethod(n_prototypes=3, hidden_size=32, preference_dim=8)
+    method = pal_method(n_prototypes=3, hidden_size=32, preference_dim=8)
     accuracy, oracle = run_harness(method, features, split, (2, 40))
     assert accuracy[40] >= oracle - 0.05
     assert accuracy[40] > accuracy[2]
@@ -175,17 +175,17 @@ def test_vpl_identifies_latent_user_types_from_few_answers():
     types = 4.0 * rng.normal(size=(3, 8)) / np.sqrt(8)
     user_type = rng.integers(0, 3, 90)
     features, split = planted_split(types[user_type] @ features.T, features, 60, 150, 40, 80, seed=6)
-    method = VPLMethod(latent_dim=2, hidden_size=32, max_steps=1500)
+    method = vpl_method(latent_dim=2, hidden_size=32, max_steps=1500)
     accuracy, oracle = run_harness(method, features, split, (1, 20))
     assert accuracy[20] >= oracle - 0.05
     assert accuracy[20] > accuracy[1] + 0.05
 
 
 FEW_ANSWER_METHODS = {
-    "per_user": lambda: PerUserMethod(),
-    "vpl": lambda: VPLMethod(latent_dim=2, hidden_size=16, max_steps=30),
-    "pal": lambda: PALMethod(n_prototypes=2, hidden_size=16, preference_dim=4, max_steps=30),
-    "lore": lambda: LoReMethod(n_basis=2, max_steps=30),
+    "per_user": lambda: per_user_method(),
+    "vpl": lambda: vpl_method(latent_dim=2, hidden_size=16, max_steps=30),
+    "pal": lambda: pal_method(n_prototypes=2, hidden_size=16, preference_dim=4, max_steps=30),
+    "lore": lambda: lore_method(n_basis=2, max_steps=30),
 }
 
 
@@ -198,9 +198,8 @@ def test_baselines_use_exactly_the_first_answers_of_the_shared_order(name):
     features, split = planted_split(weights @ features.T, features, 10, 40, 12, 10, n_pairs=150, seed=7)
     method = FEW_ANSWER_METHODS[name]()
     method.fit(features, split, seed=0)
-    empty = np.zeros((split.train.n_pairs, 1))
-    pool = pad_answers(split.pool, split.new_users, empty)
-    test = pad_answers(split.test, split.new_users, empty)
+    pool = pad_answers(split.pool, split.new_users)
+    test = pad_answers(split.test, split.new_users)
     budget, seed = 3, 5
     before = method.test_scores(pool, test, [budget], "random", seed)[budget]
     order = random_order(pool.mask, seed)

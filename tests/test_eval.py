@@ -6,7 +6,7 @@ import pytest
 from typer.testing import CliRunner
 
 from preflm.cli import app
-from preflm.eval.metrics import mean_ci, pairwise_accuracy, pairwise_auc
+from preflm.metrics import mean_ci, pairwise_accuracy, pairwise_auc
 from preflm.simulate import WorldConfig, write_world
 
 runner = CliRunner()
@@ -59,12 +59,17 @@ def test_evaluate_writes_json_and_report(small_world, tmp_path):
     text = (report / "report.md").read_text()
     assert "| pref | active |" in text and "oracle" in text
     assert "| pref_no_l2 | random |" in text.split("Paired accuracy differences")[1]
-    from preflm.eval.harness import paired_difference
+    import pandas as pd
 
-    same = paired_difference(results, ("pref", "active"), ("pref", "active"), 10)
+    from preflm.eval.harness import paired_difference, per_user_table
+    from preflm.eval.run import table_path
+
+    table = pd.read_csv(table_path(out))
+    same = paired_difference(table, ("pref", "active"), ("pref", "active"), 10)
     assert same["mean"] == 0.0
-    diff = paired_difference(results, ("known_phi", "active"), ("pref", "random"), 10)
-    per_user = results["methods"]["known_phi"]["strategies"]["active"]["10"]["per_user_accuracy"]
+    diff = paired_difference(table, ("known_phi", "active"), ("pref", "random"), 10)
+    users = per_user_table(table)
+    per_user = users[(users["method"] == "known_phi") & (users["strategy"] == "active") & (users["budget"] == 10)]
     assert len(per_user) == results["n_new_users"] and diff["ci"][0] <= diff["mean"] <= diff["ci"][1]
     for png in ("accuracy_vs_answers.png", "auc_vs_answers.png", "ablations.png", "j_sweep.png"):
         assert (report / png).stat().st_size > 1000

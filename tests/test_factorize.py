@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from preflm.eval.metrics import pairwise_accuracy
+from preflm.metrics import pairwise_accuracy
 from preflm.eval.onboarding import pad_answers, score_weights, simulate_onboarding
 from preflm.factorize import RewardFactorization, impute_answers, svd_factors
 from preflm.simulate.planted import make_planted_problem
@@ -32,10 +32,10 @@ def test_impute_recovers_low_rank_matrix():
 def test_recovers_oracle_accuracy_on_planted_problem(planted, fitted):
     z = fitted.pair_differences(planted.features, planted.matrix.pairs)
     users = planted.split.new_users
-    pool = pad_answers(planted.split.pool, users, z)
-    test = pad_answers(planted.split.test, users, z)
-    weights = simulate_onboarding(pool, fitted.prior_mean_, fitted.prior_precision(), [200], "random", seed=0)
-    accuracy = np.nanmean(score_weights(weights[200], test)[0])
+    pool = pad_answers(planted.split.pool, users)
+    test = pad_answers(planted.split.test, users)
+    weights = simulate_onboarding(pool, z, fitted.prior_mean_, fitted.prior_precision(), [200], "random", seed=0)
+    accuracy = np.nanmean(score_weights(weights[200], test, z)[0])
     oracle = np.nanmean(pairwise_accuracy(test.true_diff, test.labels, test.mask))
     assert accuracy >= oracle - 0.02
     assert fitted.validation_accuracy_ > 0.8

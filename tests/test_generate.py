@@ -206,15 +206,15 @@ class IdentityRewards:
     def base_rewards(self, features):
         return np.asarray(features, dtype=np.float64)
 
-    def featurizer(self):
-        return MeanCodeFeaturizer()
+    def rewards(self, prompts, responses, weights):
+        return np.asarray(weights, dtype=np.float64) @ self.base_rewards(MeanCodeFeaturizer().transform(prompts, responses)).T
 
 
 def test_candidates_are_generated_once_and_reranked_per_user(server):
     gen = OpenAIGenerator(server.url, "m")
     users = {"wordy": [1.0, 0.0], "terse": [-1.0, 0.0]}
     prompts = ["how do I bake bread", "why is the sky blue"]
-    picks = personalized_best_of_n(gen, IdentityRewards(), users, prompts, n=5, featurizer=MeanCodeFeaturizer())
+    picks = personalized_best_of_n(gen, IdentityRewards(), users, prompts, n=5)
     asked = len(server.requests)
     assert picks.scores.shape == (2, 2, 5)
     for p, candidates in enumerate(picks.candidates.candidates):
@@ -222,8 +222,7 @@ def test_candidates_are_generated_once_and_reranked_per_user(server):
         assert picks.answers("wordy")[p] == candidates[int(np.argmax(lengths))]
         assert picks.answers("terse")[p] == candidates[int(np.argmin(lengths))]
         assert picks.ranking("wordy", p).best == picks.answers("wordy")[p]
-    again = personalized_best_of_n(None, IdentityRewards(), {"x": [0.0, 1.0]}, prompts, candidates=picks.candidates,
-                                   featurizer=MeanCodeFeaturizer())
+    again = personalized_best_of_n(None, IdentityRewards(), {"x": [0.0, 1.0]}, prompts, candidates=picks.candidates)
     assert len(server.requests) == asked
     assert again.scores.shape == (1, 2, 5)
 
@@ -362,8 +361,7 @@ def test_guided_decoding_follows_each_users_reward(tiny):
     users = {"high": [0.0, 1.0], "low": [0.0, -1.0]}
     prompts = ["tell me something", "another question"]
     config = GenerationConfig(max_new_tokens=12, temperature=1.0, seed=0)
-    guided = guided_decoding(tiny, IdentityRewards(), users, prompts, n=4, block_tokens=4, config=config,
-                             featurizer=MeanCodeFeaturizer())
+    guided = guided_decoding(tiny, IdentityRewards(), users, prompts, n=4, block_tokens=4, config=config)
     assert len(guided.texts) == 2 and all(len(t) == 2 for t in guided.texts)
     assert guided.steps <= 3
     assert np.all(guided.tokens <= 4 * 12) and guided.tokens_generated > 0
@@ -377,8 +375,7 @@ def test_guided_decoding_follows_each_users_reward(tiny):
 def test_best_of_n_on_a_local_model_with_styles(tiny):
     styles = [None, "Be brief."]
     picks = personalized_best_of_n(tiny, IdentityRewards(), {"a": [1.0, 0.0], "b": [-1.0, 0.0]}, ["q"], n=4,
-                                   config=GenerationConfig(max_new_tokens=8, seed=2), style_instructions=styles,
-                                   featurizer=MeanCodeFeaturizer())
+                                   config=GenerationConfig(max_new_tokens=8, seed=2), style_instructions=styles)
     assert picks.candidates.styles[0] == [None, "Be brief.", None, "Be brief."]
     assert picks.candidates.tokens_generated > 0
     lengths = [len(c) for c in picks.candidates.candidates[0]]

@@ -4,12 +4,12 @@ from scipy.optimize import minimize
 
 from preflm.eval.onboarding import pad_answers, score_weights, simulate_onboarding
 from preflm.factorize import RewardFactorization
+from preflm.factorize import fit_user_weights
 from preflm.onboard import (
     BanditSelector,
     OnboardingSession,
     RandomSelector,
     UserProfile,
-    fit_user_weights,
     get_selector,
     register_selector,
 )
@@ -74,11 +74,14 @@ def test_random_selector_only_picks_available():
     assert list(picks) == [7, 7, 7]
 
 
-def test_pluggable_selector():
+def test_pluggable_selector(monkeypatch):
+    from preflm.onboard import SELECTORS
+
     class FirstAvailable:
         def select(self, z, lam, covariance, available, rng):
             return np.argmax(available, axis=-1)
 
+    monkeypatch.setitem(SELECTORS, "first", FirstAvailable)
     register_selector("first", FirstAvailable)
     session = OnboardingSession(np.eye(3), np.zeros(3), np.eye(3), selector="first")
     assert session.next_question() == 0
@@ -112,12 +115,12 @@ def test_active_beats_random_at_ten_answers():
         model = RewardFactorization(n_factors=4, head="linear", seed=seed).fit(problem.features, problem.split.train, progress=False)
         z = model.pair_differences(problem.features, problem.matrix.pairs)
         users = problem.split.new_users
-        pool = pad_answers(problem.split.pool, users, z)
-        test = pad_answers(problem.split.test, users, z)
+        pool = pad_answers(problem.split.pool, users)
+        test = pad_answers(problem.split.test, users)
         accuracy = {}
         for strategy in ("active", "random"):
-            runs = [simulate_onboarding(pool, model.prior_mean_, model.prior_precision(), [10], strategy, seed=s)[10]
+            runs = [simulate_onboarding(pool, z, model.prior_mean_, model.prior_precision(), [10], strategy, seed=s)[10]
                     for s in range(3)]
-            accuracy[strategy] = np.mean([np.nanmean(score_weights(w, test)[0]) for w in runs])
+            accuracy[strategy] = np.mean([np.nanmean(score_weights(w, test, z)[0]) for w in runs])
         gains.append(accuracy["active"] - accuracy["random"])
     assert np.mean(gains) > 0.01

@@ -17,10 +17,10 @@ def test_best_of_n_prefers_what_the_user_rewards():
     matrix = AnswerMatrix.from_frame(normalize_frame(pd.DataFrame(rows)))
     featurizer = TextStatsFeaturizer()
     features = featurizer.transform(list(matrix.item_prompts), list(matrix.item_responses))
-    model = RewardFactorization(n_factors=2, val_fraction=0.0, featurizer_spec=featurizer.spec()).fit(
+    model = RewardFactorization(n_factors=2, val_fraction=0.0, featurizer=featurizer).fit(
         features, matrix, progress=False)
     candidates = ["A short reply.", "A much longer reply that keeps going with detail after detail, on and on."]
     for user, best in (("brief", 0), ("wordy", 1)):
-        ranking = best_of_n(model, model.user_weights_[model.user_index(user)], "q", candidates, featurizer)
+        ranking = best_of_n(model, model.user_weights_[model.user_index(user)], "q", candidates)
         assert ranking.best_index == best and ranking.best == candidates[best]
         assert ranking.scores.shape == (2,) and np.all(np.isfinite(ranking.scores))

@@ -278,7 +278,7 @@ def evaluate(
     from preflm.data import DataError
     from preflm.eval.harness import HarnessConfig
     from preflm.eval.report import write_report
-    from preflm.eval.run import run_evaluation, save_results
+    from preflm.eval.run import run_evaluation, save_results, table_path
 
     from preflm.onboard import get_selector
 
@@ -291,7 +291,7 @@ def evaluate(
             raise ValueError(f"--budgets must name answer counts >= 0, got {budgets!r}")
         for strategy in harness.strategies:
             get_selector(strategy)
-        results = run_evaluation(
+        results, long_table = run_evaluation(
             data,
             featurizer=featurizer,
             factorize_config=_config(factors, head, svd_init, l2, 0, 2000),
@@ -307,10 +307,10 @@ def evaluate(
         _fail(str(err))
     command = "preflm " + " ".join(shlex.quote(a) for a in sys.argv[1:])
     results["command"] = command
-    save_results(results, out)
-    console.print(f"wrote {out}")
+    save_results(results, out, long_table)
+    console.print(f"wrote {out} and {table_path(out)}")
     if report is not None:
-        console.print(f"wrote {write_report(results, report, title, command)}")
+        console.print(f"wrote {write_report(results, report, title, command, long_table)}")
     _print_summary(results)
 
 

@@ -15,7 +15,7 @@ from rich.console import Console
 from rich.table import Table
 
 from preflm.data import AnswerMatrix, load_preferences, split_answers
-from preflm.eval.metrics import pairwise_accuracy
+from preflm.metrics import pairwise_accuracy
 from preflm.eval.onboarding import pad_answers, score_weights, simulate_onboarding
 from preflm.factorize import FactorizeConfig, RewardFactorization
 from preflm.factorize.pipeline import featurize_items
@@ -43,7 +43,7 @@ def _describe(weights: np.ndarray) -> str:
     )
 
 
-def _llm_answer(model, session, truth, featurizer, seed: int, console: Console) -> None:
+def _llm_answer(model, session, truth, seed: int, console: Console) -> None:
     """Best-of-8 answers of SmolLM2 (offline), reranked for this user, judged by the user's true reward."""
     from preflm.generate import GenerationConfig, load_generator, personalized_best_of_n
     from preflm.generate.personalize import DEFAULT_STYLES
@@ -54,7 +54,7 @@ def _llm_answer(model, session, truth, featurizer, seed: int, console: Console) 
     default = generator.generate([prompt], 1, config)[0][0]
     answers = personalized_best_of_n(
         generator, model, [session.weights], [prompt], n=8, config=config.replace(temperature=0.8),
-        style_instructions=DEFAULT_STYLES, featurizer=featurizer,
+        style_instructions=DEFAULT_STYLES,
     )
     best = answers.answers(0)[0]
     rewards = true_reward(truth, [default, best])
@@ -89,7 +89,7 @@ def run_demo(workdir: Path, seed: int = 0, console: Console | None = None, llm: 
         f"[bold]3. Training base rewards[/bold] on {split.train.n_answers} answers of "
         f"{len(split.train.answered_users())} seen users"
     )
-    model = RewardFactorization(FactorizeConfig(seed=seed), featurizer_spec=featurizer.spec())
+    model = RewardFactorization(FactorizeConfig(seed=seed), featurizer=featurizer)
     model.fit(features, split.train)
     model.save(workdir / "model")
     console.print(f"   held-out accuracy on seen users: {model.validation_accuracy_:.3f}")
@@ -127,7 +127,7 @@ def run_demo(workdir: Path, seed: int = 0, console: Console | None = None, llm: 
     for entry in prompts:
         default = realize(entry, np.zeros(len(ATTRIBUTES), dtype=int), rng)
         candidates = [default] + [text for text, _ in candidates_for_prompt(entry, 7, rng)]
-        ranking = best_of_n(model, session.weights, entry.question, candidates, featurizer)
+        ranking = best_of_n(model, session.weights, entry.question, candidates)
         rewards = true_reward(truth, [default, ranking.best])
         verdict = "prefers the pick" if rewards[1] > rewards[0] else "prefers the default" if rewards[1] < rewards[0] else "tie"
         wins += 1.0 if rewards[1] > rewards[0] else 0.5 if rewards[1] == rewards[0] else 0.0
@@ -137,21 +137,21 @@ def run_demo(workdir: Path, seed: int = 0, console: Console | None = None, llm: 
         console.print(f"      true reward {rewards[0]:+.2f} -> {rewards[1]:+.2f}: the user {verdict}")
 
     console.print("[bold]6. Accuracy on new users' held-out answers[/bold] (all new users, one seed)")
-    pool = pad_answers(split.pool, new_users, z)
-    test = pad_answers(split.test, new_users, z)
+    pool = pad_answers(split.pool, new_users)
+    test = pad_answers(split.test, new_users)
     budgets = [5, 10, 20]
     table = Table("answers", "active (PReF)", "random", "oracle")
     oracle = float(np.nanmean(pairwise_accuracy(test.true_diff, test.labels, test.mask)))
     curves = {}
     for strategy in ("active", "random"):
-        weights = simulate_onboarding(pool, model.prior_mean_, model.prior_precision(), budgets, strategy, seed)
-        curves[strategy] = {b: float(np.nanmean(score_weights(weights[b], test)[0])) for b in budgets}
+        weights = simulate_onboarding(pool, z, model.prior_mean_, model.prior_precision(), budgets, strategy, seed)
+        curves[strategy] = {b: float(np.nanmean(score_weights(weights[b], test, z)[0])) for b in budgets}
     for b in budgets:
         table.add_row(str(b), f"{curves['active'][b]:.3f}", f"{curves['random'][b]:.3f}", f"{oracle:.3f}")
     console.print(table)
     if llm:
         console.print("[bold]7. A real LLM personalized at inference time[/bold] (SmolLM2-135M-Instruct, CPU)")
-        _llm_answer(model, session, truth, featurizer, seed, console)
+        _llm_answer(model, session, truth, seed, console)
     elapsed = time.perf_counter() - started
     console.print(f"done in {elapsed:.0f} s")
     return {"curves": curves, "oracle": oracle, "wins": wins / len(prompts), "seconds": elapsed, "user": user_id}

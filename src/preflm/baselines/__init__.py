@@ -7,20 +7,26 @@
 - ``lore``: LoRe (shared low-rank linear basis, simplex user weights).
 
 Methods that cannot choose questions see each user's pool answers in one shared random order
-(:func:`preflm.baselines.common.random_order`).
+(:func:`preflm.eval.random_order`).
 """
 
 from __future__ import annotations
 
-from preflm.baselines.common import first_answers, random_order
-from preflm.baselines.lore import LoReMethod, lore_model
-from preflm.baselines.mixture import SimplexMixtureMethod, SimplexMixtureModel
-from preflm.baselines.pal import PALMethod, pal_model
-from preflm.baselines.per_user import PerUserMethod, PerUserRewardModel
-from preflm.baselines.pooled import PooledMethod, PooledRewardModel
-from preflm.baselines.vpl import VPLMethod, VPLModel
+from preflm.baselines.lore import lore_method, lore_model
+from preflm.baselines.mixture import SimplexMixtureModel, simplex_mixture_method
+from preflm.baselines.pal import pal_method, pal_model
+from preflm.baselines.per_user import PerUserRewardModel, per_user_method
+from preflm.baselines.pooled import PooledRewardModel, pooled_method
+from preflm.baselines.vpl import VPLModel, vpl_method
 
-BASELINE_NAMES = ("pooled", "per_user", "vpl", "pal", "lore")
+BASELINES = {
+    "pooled": lambda matrix, config: pooled_method(),
+    "per_user": lambda matrix, config: per_user_method(),
+    "vpl": lambda matrix, config: vpl_method(latent_dim=config.n_factors),
+    "pal": lambda matrix, config: pal_method(n_prototypes=config.n_factors),
+    "lore": lambda matrix, config: lore_method(n_basis=config.n_factors),
+}
+BASELINE_NAMES = tuple(BASELINES)
 
 
 def register_baselines() -> None:
@@ -31,28 +37,24 @@ def register_baselines() -> None:
     """
     from preflm.eval.run import register_method
 
-    register_method("pooled", lambda matrix, config: PooledMethod())
-    register_method("per_user", lambda matrix, config: PerUserMethod())
-    register_method("vpl", lambda matrix, config: VPLMethod(latent_dim=config.n_factors))
-    register_method("pal", lambda matrix, config: PALMethod(n_prototypes=config.n_factors))
-    register_method("lore", lambda matrix, config: LoReMethod(n_basis=config.n_factors))
+    for name, factory in BASELINES.items():
+        register_method(name, factory)
 
 
 __all__ = [
+    "BASELINES",
     "BASELINE_NAMES",
-    "LoReMethod",
-    "PALMethod",
-    "PerUserMethod",
     "PerUserRewardModel",
-    "PooledMethod",
     "PooledRewardModel",
-    "SimplexMixtureMethod",
     "SimplexMixtureModel",
-    "VPLMethod",
     "VPLModel",
-    "first_answers",
+    "lore_method",
     "lore_model",
+    "pal_method",
     "pal_model",
-    "random_order",
+    "per_user_method",
+    "pooled_method",
     "register_baselines",
+    "simplex_mixture_method",
+    "vpl_method",
 ]

@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import torch
 
-from preflm.baselines.mixture import DEFAULT_L2, DEFAULT_STRENGTHS, SimplexMixtureMethod, SimplexMixtureModel
+from preflm.baselines.mixture import DEFAULT_L2, DEFAULT_STRENGTHS, SimplexMixtureModel, simplex_mixture_method
+from preflm.eval.harness import FewShotMethod
 
 
 def lore_model(
@@ -24,8 +25,6 @@ def lore_model(
     return SimplexMixtureModel(build, n_basis, l2, learning_rate, max_steps, strengths=strengths)
 
 
-class LoReMethod(SimplexMixtureMethod):
+def lore_method(name: str = "lore", **model_options) -> FewShotMethod:
     """Harness adapter for LoRe; ``model_options`` go to :func:`lore_model`."""
-
-    def __init__(self, name: str = "lore", **model_options):
-        super().__init__(name, lambda: lore_model(**model_options))
+    return simplex_mixture_method(name, lambda: lore_model(**model_options))

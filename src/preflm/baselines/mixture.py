@@ -17,17 +17,11 @@ from typing import Callable
 import numpy as np
 import torch
 
-from preflm.baselines.common import (
-    AnswerSet,
-    FewShotMethod,
-    SeenAnswers,
-    choose_strength,
-    decided_accuracy,
-    fit_simplex_weights,
-    random_order,
-    standardize,
-    train_with_early_stopping,
-)
+from preflm.baselines.common import SeenAnswers, choose_strength, fit_simplex_weights, standardize
+from preflm.eval.harness import FewShotMethod
+from preflm.eval.onboarding import PaddedAnswers, random_order
+from preflm.factorize.training import train_with_early_stopping
+from preflm.metrics import pooled_accuracy
 
 DEFAULT_STRENGTHS = (0.0, 1.0, 10.0, 100.0, 1000.0)
 DEFAULT_L2 = (1e-4, 1e-3, 1e-2)
@@ -110,9 +104,7 @@ class SimplexMixtureModel:
             rewards = module(x).double().numpy()
             self.user_weights_ = torch.softmax(user_logits, -1).double().numpy()
         self.module_ = module
-        self.validation_accuracy_ = decided_accuracy(
-            val_logits.numpy(), label[val].numpy(), np.ones(len(val), dtype=bool)
-        )
+        self.validation_accuracy_ = pooled_accuracy(val_logits.numpy(), label[val].numpy())
         self.pair_rewards_ = rewards[pairs[:, 0]] - rewards[pairs[:, 1]]
         self.anchor_ = self.user_weights_.mean(0)
         self._choose_strength(seen, seed)
@@ -131,9 +123,9 @@ class SimplexMixtureModel:
             differences = rewards[cells.first] - rewards[cells.second]
             return loss + l2 * differences.pow(2).sum(-1).mean()
 
-        def validation_loss() -> float:
+        def validation_loss() -> dict:
             logits = cells.logits(module(x), torch.softmax(user_logits, -1), val)
-            return float(torch.nn.functional.binary_cross_entropy_with_logits(logits, label[val]))
+            return {"loss": float(torch.nn.functional.binary_cross_entropy_with_logits(logits, label[val]))}
 
         history = train_with_early_stopping(
             list(module.parameters()) + [user_logits], train_loss, validation_loss,
@@ -151,13 +143,13 @@ class SimplexMixtureModel:
             values = []
             for budget in TUNING_BUDGETS:
                 weights = self.fit_users(held_out.take(order, 0, budget), strength)
-                values.append(decided_accuracy(self.scores(weights, target.pair), target.labels, target.mask))
+                values.append(pooled_accuracy(self.scores(weights, target.pair), target.labels, target.mask))
             finite = [v for v in values if np.isfinite(v)]
             return float(np.mean(finite)) if finite else float("nan")
 
         self.strength_, self.strength_scores_ = choose_strength(self.strengths, accuracy)
 
-    def fit_users(self, answers: AnswerSet, strength: float | None = None) -> np.ndarray:
+    def fit_users(self, answers: PaddedAnswers, strength: float | None = None) -> np.ndarray:
         """Simplex weights (B, K) of each user from their answers, prototypes frozen."""
         strength = self.strength_ if strength is None else strength
         return fit_simplex_weights(
@@ -169,14 +161,11 @@ class SimplexMixtureModel:
         return np.einsum("bmk,bk->bm", self.pair_rewards_[pair_index], weights)
 
 
-class SimplexMixtureMethod(FewShotMethod):
+def simplex_mixture_method(name: str, make_model: Callable[[], SimplexMixtureModel]) -> FewShotMethod:
     """Harness adapter for simplex-mixture models: fit prototypes on seen users, new users' weights only."""
 
-    def __init__(self, name: str, make_model: Callable[[], SimplexMixtureModel]):
-        self.name, self.make_model = name, make_model
+    def fit(features, split, seed):
+        model = make_model().fit(features, split.train.pairs, SeenAnswers.from_split(split, seed), seed)
+        return model, {"validation_accuracy": model.validation_accuracy_, "best_step": model.history_["best_step"]}
 
-    def fit(self, features, split, seed):
-        seen = SeenAnswers.from_split(split, seed)
-        self.model = self.make_model().fit(features, split.train.pairs, seen, seed)
-        return {"validation_accuracy": self.model.validation_accuracy_, "best_step": self.model.history_["best_step"]}
-
+    return FewShotMethod(name, fit)

@@ -12,7 +12,8 @@ from __future__ import annotations
 
 import torch
 
-from preflm.baselines.mixture import DEFAULT_L2, DEFAULT_STRENGTHS, SimplexMixtureMethod, SimplexMixtureModel
+from preflm.baselines.mixture import DEFAULT_L2, DEFAULT_STRENGTHS, SimplexMixtureModel, simplex_mixture_method
+from preflm.eval.harness import FewShotMethod
 
 
 class PrototypeRewards(torch.nn.Module):
@@ -45,8 +46,6 @@ def pal_model(
     return SimplexMixtureModel(build, n_prototypes, l2, learning_rate, max_steps, strengths=strengths)
 
 
-class PALMethod(SimplexMixtureMethod):
+def pal_method(name: str = "pal", **model_options) -> FewShotMethod:
     """Harness adapter for PAL-B; ``model_options`` go to :func:`pal_model`."""
-
-    def __init__(self, name: str = "pal", **model_options):
-        super().__init__(name, lambda: pal_model(**model_options))
+    return simplex_mixture_method(name, lambda: pal_model(**model_options))

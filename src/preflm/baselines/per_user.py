@@ -4,7 +4,7 @@ Each new user gets MAP logistic regression on the raw (standardized) feature dif
 isotropic Gaussian prior N(0, I/strength), nothing shared with other users. With n answers in d
 dimensions the MAP weights lie in the span of the n answered differences, so Newton runs in that
 n-dimensional span (exact for an isotropic prior), batched over users with
-:func:`preflm.onboard.newton.fit_user_weights`. The one shared number, the prior strength, is chosen
+:func:`preflm.factorize.fit_user_weights`. The one shared number, the prior strength, is chosen
 on seen users by the same protocol (first answers in random order, accuracy on their other answers).
 """
 
@@ -12,15 +12,11 @@ from __future__ import annotations
 
 import numpy as np
 
-from preflm.baselines.common import (
-    AnswerSet,
-    FewShotMethod,
-    SeenAnswers,
-    choose_strength,
-    random_order,
-    standardize,
-)
-from preflm.onboard.newton import fit_user_weights
+from preflm.baselines.common import SeenAnswers, choose_strength, standardize
+from preflm.eval.harness import FewShotMethod
+from preflm.eval.onboarding import PaddedAnswers, random_order
+from preflm.factorize.users import fit_user_weights
+from preflm.metrics import pooled_accuracy
 
 DEFAULT_STRENGTHS = (1.0, 10.0, 100.0, 1000.0, 10000.0)
 TUNING_BUDGETS = (5, 20, 40)
@@ -68,16 +64,13 @@ class PerUserRewardModel:
             values = []
             for budget in self.tuning_budgets:
                 weights = self.fit_users(answers.take(order, 0, budget), strength)
-                scores = self.scores(weights, held_out.pair)
-                decided = held_out.mask & (held_out.labels != 0.5)
-                correct = ((scores > 0) == (held_out.labels > 0.5)) & decided
-                values.append(correct.sum() / max(decided.sum(), 1))
+                values.append(np.nan_to_num(pooled_accuracy(self.scores(weights, held_out.pair), held_out.labels, held_out.mask)))
             return float(np.mean(values))
 
         self.strength_, self.strength_scores_ = choose_strength(self.strengths, accuracy)
         return self
 
-    def fit_users(self, answers: AnswerSet, strength: float | None = None) -> np.ndarray:
+    def fit_users(self, answers: PaddedAnswers, strength: float | None = None) -> np.ndarray:
         """Weights (B, d) of each user from their answers alone."""
         strength = self.strength_ if strength is None else strength
         return fit_per_user_weights(self.pair_differences_[answers.pair], answers.labels, answers.mask, strength)
@@ -88,14 +81,11 @@ class PerUserRewardModel:
         return np.take_along_axis(all_pairs.T, pair_index, axis=1)
 
 
-class PerUserMethod(FewShotMethod):
+def per_user_method(name: str = "per_user", strengths: tuple[float, ...] = DEFAULT_STRENGTHS) -> FewShotMethod:
     """Harness adapter: each new user's own reward from their first answers (shared random order)."""
 
-    def __init__(self, name: str = "per_user", strengths: tuple[float, ...] = DEFAULT_STRENGTHS):
-        self.name, self.strengths = name, strengths
+    def fit(features, split, seed):
+        model = PerUserRewardModel(strengths).fit(features, split.train.pairs, SeenAnswers.from_split(split, seed), seed)
+        return model, {"prior_strength": model.strength_}
 
-    def fit(self, features, split, seed):
-        seen = SeenAnswers.from_split(split, seed)
-        self.model = PerUserRewardModel(self.strengths).fit(features, split.train.pairs, seen, seed)
-        return {"prior_strength": self.model.strength_}
-
+    return FewShotMethod(name, fit)

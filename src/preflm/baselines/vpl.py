@@ -16,15 +16,11 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from preflm.baselines.common import (
-    AnswerSet,
-    FewShotMethod,
-    SeenAnswers,
-    decided_accuracy,
-    random_order,
-    standardize,
-    train_with_early_stopping,
-)
+from preflm.baselines.common import SeenAnswers, standardize
+from preflm.eval.harness import FewShotMethod
+from preflm.eval.onboarding import PaddedAnswers, random_order
+from preflm.factorize.training import train_with_early_stopping
+from preflm.metrics import pooled_accuracy
 
 VALIDATION_CONTEXTS = (5, 20)
 
@@ -129,9 +125,9 @@ class VPLModel:
         held_out = seen.part("val")
         fixed_order = random_order(train.mask, seed)
 
-        def validation_loss() -> float:
+        def validation_loss() -> dict:
             contexts = [train.take(fixed_order, 0, c) for c in VALIDATION_CONTEXTS]
-            return float(np.mean([self._held_out_loss(context, held_out)[0] for context in contexts]))
+            return {"loss": float(np.mean([self._held_out_loss(context, held_out)[0] for context in contexts]))}
 
         self.history_ = train_with_early_stopping(
             list(network.parameters()), train_loss, validation_loss, self.max_steps, self.learning_rate,
@@ -144,16 +140,16 @@ class VPLModel:
             )
         return self
 
-    def _held_out_loss(self, context: AnswerSet, target: AnswerSet) -> tuple[float, float]:
+    def _held_out_loss(self, context: PaddedAnswers, target: PaddedAnswers) -> tuple[float, float]:
         """BCE and accuracy on ``target`` answers with z = posterior mean from ``context``."""
-        z = self.encode(context)
+        z = self.fit_users(context)
         logits = self.scores(z, target.pair)
         labels = torch.as_tensor(target.labels)
         nll = torch.nn.functional.binary_cross_entropy_with_logits(torch.as_tensor(logits), labels, reduction="none")
         loss = float((nll * torch.as_tensor(target.mask)).sum() / max(target.mask.sum(), 1))
-        return loss, decided_accuracy(logits, target.labels, target.mask)
+        return loss, pooled_accuracy(logits, target.labels, target.mask)
 
-    def encode(self, answers: AnswerSet) -> np.ndarray:
+    def fit_users(self, answers: PaddedAnswers) -> np.ndarray:
         """Posterior mean z (B, L) of each user given their answers."""
         p = torch.as_tensor(answers.pair)
         with torch.no_grad():
@@ -173,16 +169,11 @@ class VPLModel:
         return out.double().numpy()
 
 
-class VPLMethod(FewShotMethod):
+def vpl_method(name: str = "vpl", **model_options) -> FewShotMethod:
     """Harness adapter: z of each new user from their first answers (shared random order)."""
 
-    def __init__(self, name: str = "vpl", **model_options):
-        self.name, self.model_options = name, model_options
+    def fit(features, split, seed):
+        model = VPLModel(**model_options).fit(features, split.train.pairs, SeenAnswers.from_split(split, seed), seed)
+        return model, {"validation_accuracy": model.validation_accuracy_, "best_step": model.history_["best_step"]}
 
-    def fit(self, features, split, seed):
-        seen = SeenAnswers.from_split(split, seed)
-        self.model = VPLModel(**self.model_options).fit(features, split.train.pairs, seen, seed)
-        return {"validation_accuracy": self.model.validation_accuracy_, "best_step": self.model.history_["best_step"]}
-
-    def infer_users(self, answers):
-        return self.model.encode(answers)
+    return FewShotMethod(name, fit)

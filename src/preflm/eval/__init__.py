@@ -1,21 +1,43 @@
-"""Measuring personalization: simulated onboarding, metrics, the harness and its report."""
+"""Measuring personalization: simulated onboarding, the harness (one long table) and its report."""
 
-from preflm.eval.harness import HarnessConfig, KnownPhiMethod, Method, PReFMethod, evaluate_methods, j_sweep
-from preflm.eval.metrics import mean_ci, pairwise_accuracy, pairwise_auc
-from preflm.eval.onboarding import PaddedAnswers, pad_answers, score_weights, simulate_onboarding
+from preflm.eval.harness import (
+    FewShotMethod,
+    HarnessConfig,
+    LinearUsers,
+    Method,
+    evaluate_methods,
+    j_sweep,
+    known_phi_method,
+    paired_difference,
+    pref_method,
+    summarize,
+)
+from preflm.eval.onboarding import (
+    PaddedAnswers,
+    first_answers,
+    pad_answers,
+    pad_rows,
+    random_order,
+    score_weights,
+    simulate_onboarding,
+)
 
 __all__ = [
+    "FewShotMethod",
     "HarnessConfig",
-    "KnownPhiMethod",
+    "LinearUsers",
     "Method",
-    "PReFMethod",
     "PaddedAnswers",
     "evaluate_methods",
+    "first_answers",
     "j_sweep",
-    "mean_ci",
+    "known_phi_method",
     "pad_answers",
-    "pairwise_accuracy",
-    "pairwise_auc",
+    "pad_rows",
+    "paired_difference",
+    "pref_method",
+    "random_order",
     "score_weights",
     "simulate_onboarding",
+    "summarize",
 ]

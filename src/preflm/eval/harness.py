@@ -1,27 +1,30 @@
 """The evaluation harness: train on seen users, onboard new users from their pool, score on their test set.
 
 Every method gets the same seen users, the same new users and the same answers. A method is anything
-with ``fit(features, train, seed)`` and ``weights_at(...)``-style scoring (see :class:`Method`); PReF,
-its ablations and the known-phi bound are methods here, baselines plug in the same way. For each
-budget of answers the harness reports pairwise accuracy (ties excluded) and AUC, averaged over new
-users (each user's figure first averaged over seeds) with 95% t-intervals.
+with ``fit(features, split, seed)`` and ``test_scores(...)`` (see :class:`Method`); PReF, its ablations,
+the known-phi bound and every baseline are :class:`FewShotMethod` adapters around a fitted model.
+:func:`evaluate_methods` returns one long table (method, strategy, seed, budget, user, accuracy, auc);
+summaries, paired differences and the report are group-bys over it.
 """
 
 from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field, replace
-from typing import Protocol
+from typing import Any, Callable, Protocol
 
 import numpy as np
+import pandas as pd
 from tqdm.auto import tqdm
 
 from preflm.data.matrix import AnswerMatrix
 from preflm.data.split import DatasetSplit
-from preflm.eval.metrics import mean_ci, pairwise_accuracy, pairwise_auc
-from preflm.eval.onboarding import PaddedAnswers, pad_answers, simulate_onboarding
+from preflm.eval.onboarding import PaddedAnswers, first_answers, pad_answers, simulate_onboarding
 from preflm.factorize import FactorizeConfig, RewardFactorization
-from preflm.onboard.newton import fit_user_weights
+from preflm.factorize.users import fit_user_weights, population_prior
+from preflm.metrics import mean_ci, pairwise_accuracy, pairwise_auc
+
+TABLE_COLUMNS = ("method", "strategy", "seed", "budget", "user", "accuracy", "auc")
 
 
 class Method(Protocol):
@@ -41,54 +44,83 @@ class Method(Protocol):
     ) -> dict[int, np.ndarray]: ...
 
 
-class PReFMethod:
-    """Reward factorization: learned base rewards, lambda by MAP Newton, active or random questions."""
+FitModel = Callable[[np.ndarray, DatasetSplit, int], "tuple[Any, dict]"]
 
-    supports_active = True
 
-    def __init__(self, name: str = "pref", config: FactorizeConfig | None = None):
-        self.name, self.config = name, config or FactorizeConfig()
+class FewShotMethod:
+    """The one harness adapter: fit a model on seen users, infer each new user from pool answers, score.
+
+    ``fit_model(features, split, seed)`` returns ``(model, info)``; the model has ``fit_users(answers)``
+    (weights of users from their padded answers) and ``scores(weights, pair_index)``. With
+    ``supports_active`` the model is a :class:`LinearUsers` and chooses its questions (any registered
+    selector); otherwise every method sees the pool answers in one shared random order.
+    """
+
+    def __init__(self, name: str, fit_model: FitModel, supports_active: bool = False):
+        self.name, self.fit_model, self.supports_active = name, fit_model, supports_active
 
     def fit(self, features, split, seed):
-        self.model = RewardFactorization(replace(self.config, seed=seed)).fit(features, split.train, progress=False)
-        self.z = self.model.pair_differences(features, split.train.pairs)
-        return {"validation_accuracy": self.model.validation_accuracy_}
+        self.model, info = self.fit_model(features, split, seed)
+        return info
 
     def test_scores(self, pool, test, budgets, strategy, seed):
-        weights = simulate_onboarding(
-            pool.with_z(self.z), self.model.prior_mean_, self.model.prior_precision(), budgets, strategy, seed
+        model = self.model
+        if self.supports_active:
+            weights = simulate_onboarding(
+                pool, model.pair_differences, model.prior_mean, model.prior_precision, budgets, strategy, seed
+            )
+        else:
+            weights = {budget: model.fit_users(first_answers(pool, budget, seed)) for budget in budgets}
+        return {budget: np.where(test.mask, model.scores(w, test.pair), 0.0) for budget, w in weights.items()}
+
+
+@dataclass(frozen=True)
+class LinearUsers:
+    """Users as weights over fixed pair features with a Gaussian prior: PReF's view of new users."""
+
+    pair_differences: np.ndarray
+    prior_mean: np.ndarray
+    prior_precision: np.ndarray
+
+    def fit_users(self, answers: PaddedAnswers) -> np.ndarray:
+        weights, _ = fit_user_weights(
+            answers.gather(self.pair_differences), answers.labels, self.prior_mean, self.prior_precision,
+            mask=answers.mask,
         )
-        test_z = test.with_z(self.z).z
-        return {b: np.einsum("bnj,bj->bn", test_z, w) for b, w in weights.items()}
+        return weights
+
+    def scores(self, weights: np.ndarray, pair_index: np.ndarray) -> np.ndarray:
+        return np.einsum("bnj,bj->bn", self.pair_differences[pair_index], weights)
 
 
-class KnownPhiMethod:
+def pref_method(name: str = "pref", config: FactorizeConfig | None = None) -> FewShotMethod:
+    """Reward factorization: learned base rewards, lambda by MAP Newton, questions by any selector."""
+    config = config or FactorizeConfig()
+
+    def fit(features, split, seed):
+        model = RewardFactorization(replace(config, seed=seed)).fit(features, split.train, progress=False)
+        users = LinearUsers(model.pair_differences(features, split.train.pairs), model.prior_mean_, model.prior_precision())
+        return users, {"validation_accuracy": model.validation_accuracy_}
+
+    return FewShotMethod(name, fit, supports_active=True)
+
+
+def known_phi_method(item_true_features: np.ndarray) -> FewShotMethod:
     """Upper bound on feature learning: the true base features, lambda learned from the same answers.
 
     Seen users' weights are fitted on the true features to form the population prior.
     """
 
-    name = "known_phi"
-    supports_active = True
+    def fit(features, split, seed):
+        phi = item_true_features
+        z = phi[split.train.pairs[:, 0]] - phi[split.train.pairs[:, 1]]
+        seen = pad_answers(split.train, split.train.answered_users())
+        J = z.shape[1]
+        weights, _ = fit_user_weights(seen.gather(z), seen.labels, np.zeros(J), 1e-2 * np.eye(J), mask=seen.mask)
+        mean, cov = population_prior(weights)
+        return LinearUsers(z, mean, np.linalg.inv(cov)), {}
 
-    def __init__(self, item_true_features: np.ndarray):
-        self.item_true_features = item_true_features
-
-    def fit(self, features, split, seed):
-        phi = self.item_true_features
-        self.z = phi[split.train.pairs[:, 0]] - phi[split.train.pairs[:, 1]]
-        users = split.train.answered_users()
-        padded = pad_answers(split.train, users, self.z)
-        J = self.z.shape[1]
-        weights, _ = fit_user_weights(padded.z, padded.labels, np.zeros(J), 1e-2 * np.eye(J), mask=padded.mask)
-        self.prior_mean = weights.mean(0)
-        self.prior_precision = np.linalg.inv(np.cov(weights, rowvar=False) + 1e-3 * np.eye(J))
-        return {}
-
-    def test_scores(self, pool, test, budgets, strategy, seed):
-        weights = simulate_onboarding(pool.with_z(self.z), self.prior_mean, self.prior_precision, budgets, strategy, seed)
-        test_z = test.with_z(self.z).z
-        return {b: np.einsum("bnj,bj->bn", test_z, w) for b, w in weights.items()}
+    return FewShotMethod("known_phi", fit, supports_active=True)
 
 
 @dataclass
@@ -100,27 +132,25 @@ class HarnessConfig:
     seeds: int = 3
 
 
-def _summarize(per_user: np.ndarray) -> dict:
-    mean, low, high = mean_ci(per_user)
-    return {"mean": mean, "ci": [low, high]}
-
-
 def evaluate_methods(
     features: np.ndarray,
     split: DatasetSplit,
     methods: list[Method],
     config: HarnessConfig | None = None,
     progress: bool = True,
-) -> dict:
-    """Run every method through the same users and answers; returns a JSON-able dict of results."""
+) -> tuple[pd.DataFrame, dict]:
+    """Run every method through the same users and answers.
+
+    Returns the long table (one row per method, strategy, seed, budget and new user) and a dict of facts
+    about the run (sizes, the oracle's per-user figures, each method's fit info and time).
+    """
     config = config or HarnessConfig()
     users = split.new_users
     if len(users) == 0:
         raise ValueError("no new users with both pool and test answers: nothing to evaluate")
-    empty_z = np.zeros((split.train.n_pairs, 1))
-    pool = pad_answers(split.pool, users, empty_z)
-    test = pad_answers(split.test, users, empty_z)
-    results: dict = {
+    pool = pad_answers(split.pool, users)
+    test = pad_answers(split.test, users)
+    info: dict = {
         "n_seen_users": int(len(split.train.answered_users())),
         "n_new_users": int(len(users)),
         "n_train_answers": int(split.train.n_answers),
@@ -128,19 +158,18 @@ def evaluate_methods(
         "mean_test_size": float(test.mask.sum(1).mean()),
         "budgets": list(config.budgets),
         "seeds": config.seeds,
-        "methods": {},
+        "fit": {},
     }
-    if split.test.true_reward_diff is not None:
-        results["oracle"] = {
-            "accuracy": _summarize(pairwise_accuracy(test.true_diff, test.labels, test.mask)),
-            "auc": _summarize(pairwise_auc(test.true_diff, test.labels, test.mask)),
+    if test.true_diff is not None:
+        info["oracle"] = {
+            "accuracy": pairwise_accuracy(test.true_diff, test.labels, test.mask),
+            "auc": pairwise_auc(test.true_diff, test.labels, test.mask),
         }
     total = sum(len(config.strategies if m.supports_active else ("random",)) for m in methods) * config.seeds
     bar = tqdm(total=total, desc="evaluating", disable=not progress)
+    blocks = []
     for method in methods:
         strategies = config.strategies if method.supports_active else ("random",)
-        accuracy = {s: np.full((config.seeds, len(config.budgets), len(users)), np.nan) for s in strategies}
-        auc = {s: np.full_like(accuracy[s], np.nan) for s in strategies}
         fit_info, fit_seconds = [], []
         for seed in range(config.seeds):
             start = time.perf_counter()
@@ -149,40 +178,60 @@ def evaluate_methods(
             for strategy in strategies:
                 bar.set_postfix(method=method.name, strategy=strategy, seed=seed)
                 scores = method.test_scores(pool, test, config.budgets, strategy, seed)
-                for i, budget in enumerate(config.budgets):
-                    accuracy[strategy][seed, i] = pairwise_accuracy(scores[budget], test.labels, test.mask)
-                    auc[strategy][seed, i] = pairwise_auc(scores[budget], test.labels, test.mask)
+                for budget in config.budgets:
+                    blocks.append(pd.DataFrame({
+                        "method": method.name, "strategy": strategy, "seed": seed, "budget": budget,
+                        "user": np.arange(len(users)),
+                        "accuracy": pairwise_accuracy(scores[budget], test.labels, test.mask),
+                        "auc": pairwise_auc(scores[budget], test.labels, test.mask),
+                    }))
                 bar.update(1)
-        entry: dict = {"train_seconds": float(np.mean(fit_seconds)), "strategies": {}}
-        for key in fit_info[0]:
-            entry[key] = float(np.mean([info[key] for info in fit_info]))
-        for strategy in strategies:
-            acc_users = np.nanmean(accuracy[strategy], axis=0)
-            auc_users = np.nanmean(auc[strategy], axis=0)
-            entry["strategies"][strategy] = {
-                str(budget): {
-                    "accuracy": _summarize(acc_users[i]),
-                    "auc": _summarize(auc_users[i]),
-                    "per_user_accuracy": [None if np.isnan(v) else float(v) for v in acc_users[i]],
-                }
-                for i, budget in enumerate(config.budgets)
-            }
-        results["methods"][method.name] = entry
+        entry = {"train_seconds": float(np.mean(fit_seconds))}
+        entry.update({key: float(np.mean([f[key] for f in fit_info])) for key in fit_info[0]})
+        info["fit"][method.name] = entry
     bar.close()
+    return pd.concat(blocks, ignore_index=True), info
+
+
+def _summarize(values) -> dict:
+    mean, low, high = mean_ci(np.asarray(values, dtype=float))
+    return {"mean": mean, "ci": [low, high]}
+
+
+def per_user_table(table: pd.DataFrame) -> pd.DataFrame:
+    """Each new user's figures averaged over seeds: (method, strategy, budget, user) -> accuracy, auc."""
+    return table.groupby(["method", "strategy", "budget", "user"], sort=False)[["accuracy", "auc"]].mean().reset_index()
+
+
+def summarize(table: pd.DataFrame, info: dict) -> dict:
+    """The JSON-able results: per method, strategy and budget, mean and 95% interval over new users."""
+    results = {k: v for k, v in info.items() if k not in ("fit", "oracle")}
+    if "oracle" in info:
+        results["oracle"] = {metric: _summarize(values) for metric, values in info["oracle"].items()}
+    results["methods"] = {}
+    users = per_user_table(table)
+    for (name, strategy), group in users.groupby(["method", "strategy"], sort=False):
+        entry = results["methods"].setdefault(name, {**info["fit"].get(name, {}), "strategies": {}})
+        entry["strategies"][strategy] = {
+            str(budget): {"accuracy": _summarize(rows["accuracy"]), "auc": _summarize(rows["auc"])}
+            for budget, rows in group.groupby("budget", sort=False)
+        }
     return results
 
 
-def paired_difference(results: dict, first: tuple[str, str], second: tuple[str, str], budget: int) -> dict:
+def paired_difference(table: pd.DataFrame, first: tuple[str, str], second: tuple[str, str], budget: int) -> dict:
     """Mean per-user accuracy difference (first - second) at a budget, with a paired 95% t-interval.
 
     ``first``/``second`` are (method, strategy). Both saw the same new users, so pairing removes the
     user-to-user spread that makes unpaired intervals overlap.
     """
-    def per_user(key):
-        values = results["methods"][key[0]]["strategies"][key[1]][str(budget)]["per_user_accuracy"]
-        return np.array([np.nan if v is None else v for v in values])
+    users = per_user_table(table[table["budget"] == budget])
 
-    return _summarize(per_user(first) - per_user(second))
+    def per_user(key):
+        rows = users[(users["method"] == key[0]) & (users["strategy"] == key[1])]
+        return rows.set_index("user")["accuracy"]
+
+    return _summarize((per_user(first) - per_user(second)).to_numpy())
 
 
 def standard_methods(
@@ -192,12 +241,12 @@ def standard_methods(
     known_phi: bool = True,
 ) -> list[Method]:
     """PReF, its SVD/L2 ablations and the known-phi bound (where the data has true features)."""
-    methods: list[Method] = [PReFMethod("pref", config)]
+    methods: list[Method] = [pref_method("pref", config)]
     if ablations:
-        methods.append(PReFMethod("pref_no_svd_init", replace(config, svd_init=False)))
-        methods.append(PReFMethod("pref_no_l2", replace(config, l2=0.0)))
+        methods.append(pref_method("pref_no_svd_init", replace(config, svd_init=False)))
+        methods.append(pref_method("pref_no_l2", replace(config, l2=0.0)))
     if known_phi and matrix.item_true_features is not None:
-        methods.append(KnownPhiMethod(matrix.item_true_features))
+        methods.append(known_phi_method(matrix.item_true_features))
     return methods
 
 
@@ -212,8 +261,6 @@ def j_sweep(
 ) -> dict:
     """Accuracy and AUC with active questions as the number of base rewards J varies."""
     harness = HarnessConfig(budgets=list(budgets), strategies=("active",), seeds=seeds)
-    methods = [PReFMethod(f"J={J}", replace(config, n_factors=J)) for J in factors]
-    out = evaluate_methods(features, split, methods, harness, progress)
-    return {
-        str(J): out["methods"][f"J={J}"]["strategies"]["active"] for J in factors
-    }
+    methods = [pref_method(f"J={J}", replace(config, n_factors=J)) for J in factors]
+    results = summarize(*evaluate_methods(features, split, methods, harness, progress))
+    return {str(J): results["methods"][f"J={J}"]["strategies"]["active"] for J in factors}

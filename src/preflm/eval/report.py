@@ -69,8 +69,11 @@ def _half_width(entry: dict) -> float:
     return 0.0 if low != low else (high - low) / 2
 
 
-def write_report(results: dict, directory: str | Path, title: str, command: str) -> Path:
-    """Write ``report.md`` and its PNG plots into ``directory``; returns the markdown path."""
+def write_report(results: dict, directory: str | Path, title: str, command: str, table=None) -> Path:
+    """Write ``report.md`` and its PNG plots into ``directory``; returns the markdown path.
+
+    ``table`` (the harness's long table) adds paired per-user differences.
+    """
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
     lines = [f"# {title}", "", f"Command: `{command}`", ""]
@@ -104,7 +107,7 @@ def write_report(results: dict, directory: str | Path, title: str, command: str)
         for strategy in entry["strategies"]
         if (name, strategy) != ("pref", "active")
     ]
-    if "pref" in results["methods"] and rivals:
+    if "pref" in results["methods"] and rivals and table is not None:
         from preflm.eval.harness import paired_difference
 
         lines += [
@@ -118,7 +121,7 @@ def write_report(results: dict, directory: str | Path, title: str, command: str)
         ]
         for name, strategy in rivals:
             cells = [
-                _fmt(paired_difference(results, ("pref", "active"), (name, strategy), int(b)))
+                _fmt(paired_difference(table, ("pref", "active"), (name, strategy), int(b)))
                 if b in results["methods"][name]["strategies"][strategy]
                 and b in results["methods"]["pref"]["strategies"].get("active", {})
                 else "–"

@@ -8,17 +8,19 @@ from pathlib import Path
 from typing import Callable
 
 from preflm.data import AnswerMatrix, load_preferences, split_answers
-from preflm.eval.harness import HarnessConfig, Method, PReFMethod, evaluate_methods, j_sweep, standard_methods
+import pandas as pd
+
+from preflm.eval.harness import HarnessConfig, Method, evaluate_methods, j_sweep, standard_methods, summarize
 from preflm.factorize import FactorizeConfig
 from preflm.factorize.pipeline import featurize_items
 from preflm.featurize import CachedFeaturizer, featurizer_from_name
 
 MethodFactory = Callable[[AnswerMatrix, FactorizeConfig], Method]
-METHODS: dict[str, MethodFactory] = {"pref": lambda matrix, config: PReFMethod("pref", config)}
+METHODS: dict[str, MethodFactory] = {}
 
 
 def register_method(name: str, factory: MethodFactory) -> None:
-    """Make a method available to ``preflm evaluate --methods``."""
+    """Make a method available to ``preflm evaluate --methods`` (``pref`` itself is always run)."""
     METHODS[name] = factory
 
 
@@ -35,8 +37,8 @@ def run_evaluation(
     seed: int = 0,
     progress: bool = True,
     user_column: str = "user_id",
-) -> dict:
-    """The whole evaluation of one dataset; returns the JSON-able results."""
+) -> tuple[dict, pd.DataFrame]:
+    """The whole evaluation of one dataset: the JSON-able summary and the long per-user table."""
     config = factorize_config or FactorizeConfig()
     frame = load_preferences(data, user_column=user_column)
     matrix = AnswerMatrix.from_frame(frame, source=str(data))
@@ -51,7 +53,8 @@ def run_evaluation(
         if name not in METHODS:
             raise ValueError(f"unknown method {name!r}; known: {sorted(METHODS)}")
         chosen.append(METHODS[name](matrix, config))
-    results = evaluate_methods(features, split, chosen, harness_config, progress)
+    table, info = evaluate_methods(features, split, chosen, harness_config, progress)
+    results = summarize(table, info)
     if j_values:
         results["j_sweep"] = j_sweep(features, split, config, j_values, progress=progress)
     results.update(
@@ -62,11 +65,20 @@ def run_evaluation(
         n_items=int(matrix.n_items),
         featurize_seconds=featurize_seconds,
     )
-    return results
+    return results, table
 
 
-def save_results(results: dict, path: str | Path) -> Path:
+def table_path(results_path: str | Path) -> Path:
+    """Where the long table of a results file lives: ``<name>.table.csv.gz`` beside it."""
+    path = Path(results_path)
+    return path.with_name(path.stem + ".table.csv.gz")
+
+
+def save_results(results: dict, path: str | Path, table: pd.DataFrame | None = None) -> Path:
+    """Write the summary as JSON and, when given, the long table beside it (:func:`table_path`)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(results, indent=2) + "\n")
+    if table is not None:
+        table.to_csv(table_path(path), index=False)
     return path

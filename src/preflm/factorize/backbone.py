@@ -41,7 +41,9 @@ from tqdm.auto import tqdm
 
 from preflm.data.matrix import AnswerMatrix
 from preflm.factorize.config import ConfigDict, FactorizeConfig
-from preflm.factorize.model import RewardFactorization, fit_logit_scale, binary_accuracy
+from preflm.factorize.model import RewardFactorization, fit_logit_scale
+from preflm.factorize.users import population_prior
+from preflm.metrics import pairwise_accuracy
 from preflm.factorize.svd_init import svd_factors
 from preflm.featurize.lm import (
     DEFAULT_LM,
@@ -483,7 +485,7 @@ class _BackboneTrainer:
 
     def _evaluate(self, step: int, phase: int, train_loss: float) -> dict:
         logits, labels = self._logits(self.eval_sample)
-        record = {"step": step, "phase": phase, "train_loss": train_loss, "val_accuracy": binary_accuracy(logits, labels)}
+        record = {"step": step, "phase": phase, "train_loss": train_loss, "val_accuracy": float(pairwise_accuracy(logits, labels))}
         if phase == 2:
             record["val_loss"] = float(
                 torch.nn.functional.binary_cross_entropy_with_logits(torch.as_tensor(logits), torch.as_tensor(labels))
@@ -630,7 +632,7 @@ class _BackboneTrainer:
         model.best_step_ = self.last_step
         model.validation_accuracy_ = self.history[-1]["val_accuracy"] if self.history else float("nan")
         model.history_ = list(self.history)
-        model._set_prior()
+        model.prior_mean_, model.prior_cov_ = population_prior(model.user_weights_)
         if accelerator.is_main_process:
             model.save(self.output_dir)
         accelerator.wait_for_everyone()

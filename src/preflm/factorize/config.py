@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, fields
 
+from preflm.factorize.training import DEFAULT_VALIDATION_BY
+
 
 class ConfigDict:
     """JSON round trip for config dataclasses; unknown keys (from newer versions) are ignored."""
@@ -39,6 +41,7 @@ class FactorizeConfig(ConfigDict):
     eval_every: int = 25
     patience: int = 8
     val_fraction: float = 0.1
+    validation_by: str = DEFAULT_VALIDATION_BY
     prior_strength: float = 1.0
     seed: int = 0
 
@@ -49,5 +52,7 @@ class FactorizeConfig(ConfigDict):
             raise ValueError(f"head must be 'linear' or 'mlp', got {self.head!r}")
         if self.l2 < 0:
             raise ValueError(f"l2 must be >= 0, got {self.l2}")
+        if self.validation_by not in ("prompt", "answer"):
+            raise ValueError(f"validation_by must be 'prompt' or 'answer', got {self.validation_by!r}")
         if not 0.0 <= self.val_fraction < 1.0:
             raise ValueError(f"val_fraction must be in [0, 1), got {self.val_fraction}")

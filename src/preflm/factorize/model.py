@@ -11,15 +11,19 @@ from __future__ import annotations
 import json
 import math
 from pathlib import Path
+from typing import Sequence
 
 import numpy as np
 import torch
 from safetensors.torch import load_file, save_file
-from tqdm.auto import tqdm
+from scipy.special import expit
 
 from preflm.data.matrix import AnswerMatrix
 from preflm.factorize.config import FactorizeConfig
 from preflm.factorize.svd_init import svd_factors
+from preflm.factorize.training import train_with_early_stopping, validation_mask
+from preflm.factorize.users import fit_user_weights, population_prior
+from preflm.metrics import pairwise_accuracy
 
 FORMAT_VERSION = 1
 
@@ -35,26 +39,22 @@ def make_head(config: FactorizeConfig, input_dim: int) -> torch.nn.Module:
     )
 
 
-def binary_accuracy(logits: np.ndarray, labels: np.ndarray) -> float:
-    """Share of non-tie answers whose sign the logits predict (NaN when all are ties)."""
-    decided = labels != 0.5
-    if not decided.any():
-        return float("nan")
-    return float(np.mean((logits[decided] > 0) == (labels[decided] > 0.5)))
-
-
 class RewardFactorization:
     """Estimator for base rewards and user weights (scikit-learn style: ``fit``, ``score``).
 
     ``fit(features, answers)`` takes item features (one row per item of ``answers``) and the seen users'
-    answers. After fitting: ``user_ids_``, ``user_weights_`` (users x J), ``prior_mean_``/``prior_cov_``
+    answers. ``featurizer`` (an instance, kept loaded) or ``featurizer_spec`` (rebuilt on first use) tells
+    how texts become features, for :meth:`rewards` and onboarding questions given as texts. After fitting: ``user_ids_``, ``user_weights_`` (users x J), ``prior_mean_``/``prior_cov_``
     (population of user weights, the prior for new users) and ``history_``.
     """
 
-    def __init__(self, config: FactorizeConfig | None = None, featurizer_spec: dict | None = None, **overrides):
+    def __init__(
+        self, config: FactorizeConfig | None = None, featurizer_spec: dict | None = None, featurizer=None, **overrides
+    ):
         base = config.to_dict() if config is not None else {}
         self.config = FactorizeConfig(**{**base, **overrides})
-        self.featurizer_spec = featurizer_spec
+        self.featurizer_spec = featurizer.spec() if featurizer is not None else featurizer_spec
+        self._featurizer = featurizer
         self.head_: torch.nn.Module | None = None
         self.history_: list[dict] = []
 
@@ -98,7 +98,7 @@ class RewardFactorization:
 
     def score(self, features: np.ndarray, answers: AnswerMatrix) -> float:
         """Pairwise accuracy on seen users' answers (ties excluded)."""
-        return binary_accuracy(self.decision_function(features, answers), answers.answer_value)
+        return float(pairwise_accuracy(self.decision_function(features, answers), answers.answer_value))
 
     def fit(self, features: np.ndarray, answers: AnswerMatrix, progress: bool = True) -> "RewardFactorization":
         """Learn the head and the user weights from seen users' answers."""
@@ -109,7 +109,6 @@ class RewardFactorization:
         if answers.n_answers == 0:
             raise ValueError("no answers to train on")
         torch.manual_seed(cfg.seed)
-        rng = np.random.default_rng(cfg.seed)
 
         users = answers.answered_users()
         user_column = np.full(answers.n_users, -1)
@@ -119,71 +118,56 @@ class RewardFactorization:
         self.feature_scale_ = torch.as_tensor(features.std(0) + 1e-6)
         x = self._standardize(features)
 
-        is_val = rng.random(answers.n_answers) < cfg.val_fraction
+        is_val = validation_mask(answers, cfg.val_fraction, cfg.seed, by=cfg.validation_by)
         pair = torch.tensor(answers.answer_pair)
         user = torch.tensor(user_column[answers.answer_user])
         label = torch.tensor(answers.answer_value, dtype=torch.float32)
         train_idx = torch.as_tensor(np.flatnonzero(~is_val))
         val_idx = torch.as_tensor(np.flatnonzero(is_val))
+        monitor = val_idx if len(val_idx) else train_idx
         pairs = torch.tensor(answers.pairs)
 
         head = make_head(cfg, x.shape[1])
         user_weights = torch.nn.Parameter(0.1 * torch.randn(len(users), cfg.n_factors))
         if cfg.svd_init:
             self._svd_initialize(head, user_weights, x, answers, user_column, ~is_val)
-
-        optimizer = torch.optim.Adam(list(head.parameters()) + [user_weights], lr=cfg.learning_rate)
-        lam_l2 = torch.tensor(cfg.l2)
-
         item_a, item_b = pairs[pair, 0], pairs[pair, 1]
+        lam_l2 = torch.tensor(cfg.l2)
 
         def logits_for(index: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
             phi = head(x)
             diffs = phi[item_a[index]] - phi[item_b[index]]
             return (diffs * user_weights[user[index]]).sum(-1), diffs
 
-        best = (math.inf, None, 0)
-        self.history_ = []
-        bar = tqdm(total=cfg.max_steps, desc="training base rewards", disable=not progress, leave=False)
-        stale = 0
-        for step in range(1, cfg.max_steps + 1):
+        def train_loss(step: int) -> torch.Tensor:
             batch = train_idx
             if len(train_idx) > cfg.batch_size:
                 batch = train_idx[torch.randint(len(train_idx), (cfg.batch_size,))]
             logits, diffs = logits_for(batch)
             loss = torch.nn.functional.binary_cross_entropy_with_logits(logits, label[batch])
-            penalty = lam_l2 * (diffs.pow(2).sum(-1).mean() + user_weights.pow(2).sum(-1).mean())
-            optimizer.zero_grad()
-            (loss + penalty).backward()
-            optimizer.step()
-            bar.update(1)
-            if step % cfg.eval_every and step != cfg.max_steps:
-                continue
-            with torch.no_grad():
-                monitor = val_idx if len(val_idx) else train_idx
-                val_logits, _ = logits_for(monitor)
-                val_loss = float(torch.nn.functional.binary_cross_entropy_with_logits(val_logits, label[monitor]))
-                val_acc = binary_accuracy(val_logits.numpy(), label[monitor].numpy())
-            self.history_.append({"step": step, "train_loss": loss.item(), "val_loss": val_loss, "val_accuracy": val_acc})
-            bar.set_postfix(loss=f"{loss.item():.3f}", val_acc=f"{val_acc:.3f}")
-            if val_loss < best[0] - 1e-5:
-                state = ({k: v.clone() for k, v in head.state_dict().items()}, user_weights.detach().clone())
-                best, stale = (val_loss, state, step), 0
-            else:
-                stale += 1
-                if stale >= cfg.patience:
-                    break
-        bar.close()
-        if best[1] is None:
+            return loss + lam_l2 * (diffs.pow(2).sum(-1).mean() + user_weights.pow(2).sum(-1).mean())
+
+        def validate() -> dict:
+            logits, _ = logits_for(monitor)
+            return {
+                "loss": float(torch.nn.functional.binary_cross_entropy_with_logits(logits, label[monitor])),
+                "accuracy": float(pairwise_accuracy(logits.numpy(), label[monitor].numpy())),
+            }
+
+        run = train_with_early_stopping(
+            list(head.parameters()) + [user_weights], train_loss, validate, cfg.max_steps, cfg.learning_rate,
+            cfg.eval_every, cfg.patience, progress, "training base rewards",
+        )
+        if run["best_step"] == 0:
             raise ValueError(
                 "the held-out loss was never finite: check the features for NaN/inf, or use l2 > 0 / a lower learning rate"
             )
-        head.load_state_dict(best[1][0])
         self.head_ = head.eval()
-        self.user_weights_ = best[1][1].numpy().astype(np.float64)
-        self.best_step_ = best[2]
-        self.validation_accuracy_ = next(h["val_accuracy"] for h in self.history_ if h["step"] == best[2])
-        self._set_prior()
+        self.user_weights_ = user_weights.detach().numpy().astype(np.float64)
+        self.history_ = run["history"]
+        self.best_step_ = run["best_step"]
+        self.validation_accuracy_ = next(h["val_accuracy"] for h in self.history_ if h["step"] == run["best_step"])
+        self.prior_mean_, self.prior_cov_ = population_prior(self.user_weights_)
         return self
 
     def _svd_initialize(self, head, user_weights, x, answers, user_column, train_mask) -> None:
@@ -223,12 +207,6 @@ class RewardFactorization:
         with torch.no_grad():
             output_layer.weight.mul_(root)
             user_weights.mul_(root)
-
-    def _set_prior(self) -> None:
-        weights = self.user_weights_
-        self.prior_mean_ = weights.mean(0)
-        cov = np.cov(weights, rowvar=False) if len(weights) > 1 else np.eye(weights.shape[1])
-        self.prior_cov_ = np.atleast_2d(cov) + 1e-3 * np.eye(weights.shape[1])
 
     def prior_precision(self) -> np.ndarray:
         """Precision of the population prior for a new user's weights (scaled by ``prior_strength``)."""
@@ -286,19 +264,51 @@ class RewardFactorization:
         return model
 
     def featurizer(self):
-        """Rebuild the featurizer this model was trained with (cached on disk)."""
-        from preflm.featurize import CachedFeaturizer, build_featurizer
+        """The featurizer this model was trained with (cached on disk), built once and kept loaded."""
+        if self._featurizer is None:
+            from preflm.featurize import CachedFeaturizer, build_featurizer
 
-        if self.featurizer_spec is None:
-            raise ValueError("this model was trained on raw features and has no featurizer to embed texts")
-        return CachedFeaturizer(build_featurizer(self.featurizer_spec))
+            if self.featurizer_spec is None:
+                raise ValueError("this model was trained on raw features and has no featurizer to embed texts")
+            self._featurizer = CachedFeaturizer(build_featurizer(self.featurizer_spec))
+        return self._featurizer
+
+    def text_base_rewards(self, prompts: Sequence[str], responses: Sequence[str]) -> np.ndarray:
+        """phi(x, y) (n, J) of texts, embedded by the model's featurizer."""
+        return self.base_rewards(self.featurizer().transform(list(prompts), list(responses)))
+
+    def text_pair_differences(
+        self, prompts: Sequence[str], responses_a: Sequence[str], responses_b: Sequence[str]
+    ) -> np.ndarray:
+        """Delta phi = phi(x, a) - phi(x, b) (n, J) of question texts, in one featurizer call."""
+        n = len(prompts)
+        phi = self.text_base_rewards(list(prompts) * 2, list(responses_a) + list(responses_b))
+        return phi[:n] - phi[n:]
+
+    def rewards(self, prompts: Sequence[str], responses: Sequence[str], weights: np.ndarray) -> np.ndarray:
+        """Personalized rewards lambda . phi(x, y): weights (J,) give (n,), weights (U, J) give (U, n)."""
+        weights = np.asarray(weights, dtype=np.float64)
+        if weights.shape[-1] != self.config.n_factors:
+            raise ValueError(f"weights have {weights.shape[-1]} factors but the model has {self.config.n_factors}")
+        return weights @ self.text_base_rewards(prompts, responses).T
+
+    def fit_users(
+        self, z: np.ndarray, labels: np.ndarray, mask: np.ndarray | None = None, init: np.ndarray | None = None
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """New users' weights and Laplace covariance from their answers, base rewards and prior fixed.
+
+        z: (..., n, J) Delta phi of the answered pairs, labels (..., n) in {0, 0.5, 1}; leading dims batch
+        users. MAP Newton under the seen users' population prior (as ``implicit``'s ``recalculate_user``).
+        """
+        self._check_fitted()
+        return fit_user_weights(z, labels, self.prior_mean_, self.prior_precision(), mask=mask, init=init)
 
 
 def fit_logit_scale(raw: np.ndarray, labels: np.ndarray, iterations: int = 25) -> float:
     """Scalar s > 0 maximizing the Bradley-Terry likelihood of sigmoid(s * raw) (1-D Newton)."""
     s = 1.0
     for _ in range(iterations):
-        p = 1.0 / (1.0 + np.exp(-s * raw))
+        p = expit(s * raw)
         grad = np.sum((p - labels) * raw)
         hess = np.sum(p * (1 - p) * raw**2) + 1e-9
         s = float(np.clip(s - grad / hess, 1e-3, 1e3))

@@ -17,6 +17,5 @@ def featurize_items(matrix: AnswerMatrix, featurizer) -> np.ndarray:
 def train_reward_model(
     train: AnswerMatrix, features: np.ndarray, featurizer=None, config: FactorizeConfig | None = None, progress: bool = True
 ) -> RewardFactorization:
-    """Fit base rewards on seen users' answers; remembers the featurizer so texts can be scored later."""
-    spec = featurizer.spec() if featurizer is not None else None
-    return RewardFactorization(config, featurizer_spec=spec).fit(features, train, progress=progress)
+    """Fit base rewards on seen users' answers; keeps the featurizer so texts can be scored later."""
+    return RewardFactorization(config, featurizer=featurizer).fit(features, train, progress=progress)

@@ -14,7 +14,7 @@ from preflm.generate.personalize import (
     personalized_best_of_n,
     prompting_baseline,
 )
-from preflm.generate.rank import Ranking, best_of_n, personalized_rewards
+from preflm.generate.rank import Ranking, best_of_n
 
 __all__ = [
     "CandidateSet",
@@ -28,6 +28,5 @@ __all__ = [
     "guided_decoding",
     "load_generator",
     "personalized_best_of_n",
-    "personalized_rewards",
     "prompting_baseline",
 ]

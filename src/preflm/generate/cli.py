@@ -69,14 +69,13 @@ def generate_command(
         config = GenerationConfig(max_new_tokens=max_new_tokens, temperature=temperature, seed=seed, system_prompt=system_prompt)
         model = RewardFactorization.load(model_dir)
         profile = UserProfile.load(user) if user is not None else None
-        featurizer = model.featurizer() if method != "default" else None
         llm = load_generator(generator, device=device)
         style_list = DEFAULT_STYLES if styles else None
         who = profile.user_id if profile else "default"
         if method == "default":
             answer = llm.generate([prompt], 1, config.replace(temperature=0.0))[0][0]
         elif method == "best-of-n":
-            picks = personalized_best_of_n(llm, model, profile, [prompt], n, config, style_list, featurizer)
+            picks = personalized_best_of_n(llm, model, profile, [prompt], n, config, style_list)
             answer = picks.answers(0)[0]
             if show_candidates:
                 ranking = picks.ranking(0, 0)
@@ -84,16 +83,16 @@ def generate_command(
                     _candidate_table(f"{n} candidates scored for {who}", ranking.candidates, ranking.scores, picks.candidates.styles[0], ranking.best_index)
                 )
         elif method == "guided":
-            guided = guided_decoding(llm, model, profile, [prompt], n, block_tokens, config, style_list, featurizer, progress=True)
+            guided = guided_decoding(llm, model, profile, [prompt], n, block_tokens, config, style_list, progress=True)
             answer = guided.texts[0][0]
             if show_candidates:
                 console.print(f"{guided.steps} blocks, {guided.tokens_generated} tokens generated, reward {guided.rewards[0, 0]:+.3f}")
         else:
             probes = CandidateSet.generate(llm, [prompt], n, config, DEFAULT_STYLES)
-            prompted = prompting_baseline(llm, model, profile, [prompt], config.replace(temperature=0.0), probes, featurizer=featurizer)
+            prompted = prompting_baseline(llm, model, profile, [prompt], config.replace(temperature=0.0), probes)
             answer = prompted.texts[0][0]
             if show_candidates:
-                scores = probes.rewards(model, profile, featurizer)[0, 0]
+                scores = probes.rewards(model, profile)[0, 0]
                 console.print(_candidate_table(f"style probes scored for {who}", probes.candidates[0], scores, probes.styles[0], -1))
                 console.print(Panel(prompted.system_prompts[0], title="system prompt given to the LLM"))
     except (GenerationError, FileNotFoundError, ValueError) as err:

@@ -19,7 +19,7 @@ from typing import Mapping, Sequence
 import numpy as np
 
 from preflm.generate.generators import GenerationConfig, Generator
-from preflm.generate.rank import Ranking, personalized_rewards
+from preflm.generate.rank import Ranking
 from preflm.onboard.profile import UserProfile
 
 DEFAULT_STYLES: tuple[str | None, ...] = (
@@ -160,13 +160,13 @@ class CandidateSet:
             self.config,
         )
 
-    def rewards(self, model, users, featurizer=None) -> np.ndarray:
+    def rewards(self, model, users) -> np.ndarray:
         """Personalized rewards (U, P, N): every candidate featurized in one call, all users at once."""
         _, weights = user_weight_matrix(users, _n_factors(model))
         flat_prompts = [p for p, c in zip(self.prompts, self.candidates) for _ in c]
         flat_texts = [t for c in self.candidates for t in c]
-        scores = personalized_rewards(model, weights.T, flat_prompts, flat_texts, featurizer)
-        return np.asarray(scores).reshape(len(self.prompts), self.n, len(weights)).transpose(2, 0, 1)
+        scores = model.rewards(flat_prompts, flat_texts, weights)
+        return np.asarray(scores).reshape(len(weights), len(self.prompts), self.n)
 
     def save(self, path: str | Path) -> Path:
         path = Path(path)
@@ -216,7 +216,6 @@ def personalized_best_of_n(
     n: int = 8,
     config: GenerationConfig | None = None,
     style_instructions: Sequence[str | None] | None = None,
-    featurizer=None,
     candidates: CandidateSet | None = None,
 ) -> PersonalizedAnswers:
     """Each user's best of n candidates per prompt. Pass ``candidates`` to rerank an existing set."""
@@ -227,7 +226,7 @@ def personalized_best_of_n(
         candidates = CandidateSet.generate(generator, prompts, n, config, style_instructions)
     elif list(candidates.prompts) != list(prompts):
         raise ValueError("the candidate set answers other prompts")
-    return PersonalizedAnswers(user_ids, candidates, candidates.rewards(model, weights, featurizer))
+    return PersonalizedAnswers(user_ids, candidates, candidates.rewards(model, weights))
 
 
 @dataclass
@@ -255,7 +254,6 @@ def guided_decoding(
     block_tokens: int = 16,
     config: GenerationConfig | None = None,
     style_instructions: Sequence[str | None] | None = None,
-    featurizer=None,
     progress: bool = False,
 ) -> GuidedAnswers:
     """Blockwise reward-guided decoding (controlled decoding over segments).
@@ -271,8 +269,6 @@ def guided_decoding(
     if n < 1 or block_tokens < 1:
         raise ValueError("n and block_tokens must be at least 1")
     user_ids, weights = user_weight_matrix(profiles_or_weights, _n_factors(model))
-    if featurizer is None:
-        featurizer = model.featurizer()
     U, P = len(user_ids), len(prompts)
     state_user = np.repeat(np.arange(U), P)
     state_prompt = np.tile(np.arange(P), U)
@@ -292,14 +288,10 @@ def guided_decoding(
         options = _extend(generator, prompts, texts, active, state_prompt, plan, distinct, block_config)
         flat = [(i, option) for i, opts in enumerate(options) for option in opts]
         owner = np.array([i for i, _ in flat])
-        scores = personalized_rewards(
-            model,
-            weights.T,
-            [prompts[state_prompt[active[i]]] for i in owner],
-            [option.text for _, option in flat],
-            featurizer,
+        scores = model.rewards(
+            [prompts[state_prompt[active[i]]] for i in owner], [option.text for _, option in flat], weights
         )
-        own_scores = np.asarray(scores)[np.arange(len(flat)), state_user[active[owner]]]
+        own_scores = np.asarray(scores)[state_user[active[owner]], np.arange(len(flat))]
         for i, s in enumerate(active):
             mine = np.flatnonzero(owner == i)
             best = mine[int(np.argmax(own_scores[mine]))]
@@ -341,7 +333,7 @@ def _extend(generator, prompts, texts, active, state_prompt, plan, distinct, con
     return options
 
 
-def describe_user(model, weights, candidates: CandidateSet, featurizer=None, top: int = 2) -> tuple[list[str], np.ndarray]:
+def describe_user(model, weights, candidates: CandidateSet, top: int = 2) -> tuple[list[str], np.ndarray]:
     """The style instructions a user's learned reward ranks highest, probed on a styled candidate set.
 
     A style's advantage is the mean, over prompts, of (reward of its candidates - mean reward of all
@@ -349,7 +341,7 @@ def describe_user(model, weights, candidates: CandidateSet, featurizer=None, top
     and the advantage of every distinct style (in order of first appearance; the default style included).
     """
     _, matrix = user_weight_matrix(weights, _n_factors(model))
-    return _describe_from_scores(candidates.rewards(model, matrix[:1], featurizer), candidates, top)[0]
+    return _describe_from_scores(candidates.rewards(model, matrix[:1]), candidates, top)[0]
 
 
 def _describe_from_scores(scores: np.ndarray, candidates: CandidateSet, top: int) -> list[tuple[list[str], np.ndarray]]:
@@ -400,7 +392,6 @@ def prompting_baseline(
     config: GenerationConfig | None = None,
     candidates: CandidateSet | None = None,
     mode: str = "attributes",
-    featurizer=None,
     top: int = 2,
 ) -> PromptedAnswers:
     """The same LLM, with a system prompt describing the user, answering every prompt (greedy by default).
@@ -414,7 +405,7 @@ def prompting_baseline(
     if mode == "attributes":
         if candidates is None or len({s for row in candidates.styles for s in row}) < 2:
             raise ValueError("mode='attributes' needs a candidate set generated with several style instructions")
-        described = _describe_from_scores(candidates.rewards(model, weights, featurizer), candidates, top)
+        described = _describe_from_scores(candidates.rewards(model, weights), candidates, top)
         systems = [user_system_prompt(liked, base=config.system_prompt) for liked, _ in described]
     elif mode == "answers":
         profiles = [profiles_or_weights] if isinstance(profiles_or_weights, UserProfile) else profiles_or_weights

@@ -26,16 +26,9 @@ class Ranking:
         return int(self.order[0])
 
 
-def personalized_rewards(model, weights: np.ndarray, prompts: Sequence[str], responses: Sequence[str], featurizer=None) -> np.ndarray:
-    """r_u(x, y) = lambda . phi(x, y) for each (prompt, response)."""
-    featurizer = featurizer or model.featurizer()
-    phi = model.base_rewards(featurizer.transform(list(prompts), list(responses)))
-    return phi @ np.asarray(weights, dtype=np.float64)
-
-
-def best_of_n(model, weights: np.ndarray, prompt: str, candidates: Sequence[str], featurizer=None) -> Ranking:
-    """Rank N candidate responses to one prompt for a user with weights lambda."""
+def best_of_n(model, weights: np.ndarray, prompt: str, candidates: Sequence[str]) -> Ranking:
+    """Rank N candidate responses to one prompt for a user with weights lambda (``model.rewards``)."""
     if len(candidates) == 0:
         raise ValueError("best_of_n needs at least one candidate")
-    scores = personalized_rewards(model, weights, [prompt] * len(candidates), candidates, featurizer)
+    scores = model.rewards([prompt] * len(candidates), list(candidates), weights)
     return Ranking(prompt, list(candidates), scores, np.argsort(-scores, kind="stable"))

@@ -1,6 +1,5 @@
 """New users: fit lambda from ~10 answers (MAP Newton) and choose which questions to ask (bandit rule)."""
 
-from preflm.onboard.newton import fit_user_weights
 from preflm.onboard.profile import UserProfile
 from preflm.onboard.select import (
     SELECTORS,
@@ -21,7 +20,6 @@ __all__ = [
     "RandomSelector",
     "UncertaintySelector",
     "UserProfile",
-    "fit_user_weights",
     "get_selector",
     "register_selector",
 ]

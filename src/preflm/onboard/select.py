@@ -10,7 +10,7 @@ from typing import Callable, Protocol
 
 import numpy as np
 
-from preflm.onboard.newton import _sigmoid
+from scipy.special import expit
 
 
 def _quadratic_form(z: np.ndarray, matrix: np.ndarray) -> np.ndarray:
@@ -29,14 +29,14 @@ class QuestionSelector(Protocol):
 class BanditSelector:
     """PReF rule: argmax sigma'(lambda . z)^2 * z^T H^-1 z, H the regularized Hessian of the user's fit.
 
-    ``covariance`` is H^-1, the Laplace covariance that :func:`fit_user_weights` returns.
+    ``covariance`` is H^-1, the Laplace covariance that :func:`preflm.factorize.fit_user_weights` returns.
 
     The second factor is the posterior variance of lambda . z; the first turns it into variance on the
     probability scale, so pairs the user will answer near-deterministically are not asked.
     """
 
     def scores(self, z: np.ndarray, lam: np.ndarray, covariance: np.ndarray) -> np.ndarray:
-        p = _sigmoid((z @ lam[..., None])[..., 0])
+        p = expit((z @ lam[..., None])[..., 0])
         return (p * (1 - p)) ** 2 * _quadratic_form(z, covariance)
 
     def select(self, z, lam, covariance, available, rng):

@@ -7,7 +7,9 @@ from typing import Sequence
 import numpy as np
 import pandas as pd
 
-from preflm.onboard.newton import _sigmoid, fit_user_weights
+from scipy.special import expit
+
+from preflm.factorize.users import fit_user_weights
 from preflm.onboard.profile import UserProfile
 from preflm.onboard.select import QuestionSelector, get_selector
 
@@ -47,13 +49,14 @@ class OnboardingSession:
     @classmethod
     def from_questions(cls, model, questions: pd.DataFrame, featurizer=None, **kwargs) -> "OnboardingSession":
         """Pool from a table with ``prompt, response_a, response_b`` and a fitted RewardFactorization."""
-        featurizer = featurizer or model.featurizer()
         questions = questions.reset_index(drop=True)
-        prompts = list(questions["prompt"]) * 2
-        responses = list(questions["response_a"]) + list(questions["response_b"])
-        phi = model.base_rewards(featurizer.transform(prompts, responses))
-        n = len(questions)
-        return cls(phi[:n] - phi[n:], model.prior_mean_, model.prior_precision(), questions=questions, **kwargs)
+        if featurizer is not None:
+            prompts = list(questions["prompt"]) * 2
+            phi = model.base_rewards(featurizer.transform(prompts, list(questions["response_a"]) + list(questions["response_b"])))
+            z = phi[: len(questions)] - phi[len(questions) :]
+        else:
+            z = model.text_pair_differences(questions["prompt"], questions["response_a"], questions["response_b"])
+        return cls(z, model.prior_mean_, model.prior_precision(), questions=questions, **kwargs)
 
     @property
     def available(self) -> np.ndarray:
@@ -85,7 +88,7 @@ class OnboardingSession:
     def predict(self, indices: Sequence[int] | None = None) -> np.ndarray:
         """P(first response preferred) under the current weights."""
         z = self.z if indices is None else self.z[np.asarray(indices)]
-        return _sigmoid(z @ self.weights)
+        return expit(z @ self.weights)
 
     def confidence(self) -> float:
         """Mean over the pool of the predicted probability of the likelier answer (0.5 = knows nothing)."""

@@ -1,6 +1,6 @@
-"""A user's weights by MAP logistic regression: Newton's method with a Gaussian prior, batched.
+"""Users' weights lambda: the population prior of seen users, and MAP Newton for new users (batched).
 
-With few answers lambda is a J-dimensional convex problem, so Newton converges in a handful of steps;
+A new user's lambda is MAP logistic regression with a Gaussian prior. With few answers lambda is a J-dimensional convex problem, so Newton converges in a handful of steps;
 the posterior covariance (Laplace) is the inverse of the final Hessian. Ties enter as soft labels 0.5.
 Leading dimensions batch many users at once (no Python loop over users).
 """
@@ -8,10 +8,7 @@ Leading dimensions batch many users at once (no Python loop over users).
 from __future__ import annotations
 
 import numpy as np
-
-
-def _sigmoid(x: np.ndarray) -> np.ndarray:
-    return 0.5 * (1.0 + np.tanh(0.5 * x))
+from scipy.special import expit
 
 
 def _objective(lam, z, y, mask, prior_mean, prior_precision):
@@ -46,7 +43,7 @@ def fit_user_weights(
     lam = np.array(prior_mean if init is None else np.broadcast_to(init, batch + (J,)), dtype=np.float64)
     objective = _objective(lam, z, y, mask, prior_mean, prior_precision)
     for _ in range(max_iterations):
-        p = _sigmoid(np.einsum("...nj,...j->...n", z, lam))
+        p = expit(np.einsum("...nj,...j->...n", z, lam))
         grad = np.einsum("...nj,...n->...j", z, mask * (p - y)) + np.einsum(
             "...ij,...j->...i", prior_precision, lam - prior_mean
         )
@@ -64,6 +61,14 @@ def fit_user_weights(
         objective = new_objective
         if np.all(np.abs(improvement) < tol):
             break
-    p = _sigmoid(np.einsum("...nj,...j->...n", z, lam))
+    p = expit(np.einsum("...nj,...j->...n", z, lam))
     hess = np.einsum("...ni,...n,...nj->...ij", z, mask * p * (1 - p), z) + prior_precision
     return lam, np.linalg.inv(hess)
+
+
+def population_prior(weights: np.ndarray, ridge: float = 1e-3) -> tuple[np.ndarray, np.ndarray]:
+    """Mean and covariance (plus ``ridge`` on the diagonal) of seen users' weights (U, J): a new user's prior."""
+    weights = np.atleast_2d(np.asarray(weights, dtype=np.float64))
+    J = weights.shape[1]
+    cov = np.atleast_2d(np.cov(weights, rowvar=False)) if len(weights) > 1 else np.eye(J)
+    return weights.mean(0), cov + ridge * np.eye(J)

@@ -1,0 +1,92 @@
+"""Held-out answers and the one early-stopping training loop every learned model here uses.
+
+Validation answers decide when to stop and which regularization to keep. Under the unseen-prompt
+protocol they are whole prompts (every answer about a held-out prompt), so model selection rewards
+what generalizes to prompts no one has rated, not what memorizes texts.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Callable
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from preflm.data.matrix import AnswerMatrix
+
+VALIDATION_UNITS = ("prompt", "answer")
+DEFAULT_VALIDATION_BY = "answer"
+
+
+def validation_mask(answers: AnswerMatrix, fraction: float, seed: int, by: str = DEFAULT_VALIDATION_BY) -> np.ndarray:
+    """Which answers to hold out: whole prompts (``by="prompt"``) or random answers (``by="answer"``).
+
+    With prompts, each prompt is held out with probability ``fraction``; at least one prompt is held
+    out and one kept whenever there are two or more and ``fraction > 0``.
+    """
+    if by not in VALIDATION_UNITS:
+        raise ValueError(f"validation by {by!r}: use one of {VALIDATION_UNITS}")
+    rng = np.random.default_rng(seed)
+    if by == "answer" or fraction <= 0:
+        return rng.random(answers.n_answers) < fraction
+    pair_prompt = answers.item_prompts[answers.pairs[:, 0]]
+    codes = np.unique(pair_prompt.astype(str), return_inverse=True)[1]
+    n_prompts = int(codes.max()) + 1 if len(codes) else 0
+    held = rng.random(n_prompts) < fraction
+    if n_prompts >= 2 and not held.any():
+        held[rng.integers(n_prompts)] = True
+    if n_prompts >= 2 and held.all():
+        held[rng.integers(n_prompts)] = False
+    return held[codes[answers.answer_pair]]
+
+
+def train_with_early_stopping(
+    parameters: list[torch.Tensor],
+    train_loss: Callable[[int], torch.Tensor],
+    validate: Callable[[], dict],
+    max_steps: int,
+    learning_rate: float,
+    eval_every: int = 25,
+    patience: int = 8,
+    progress: bool = False,
+    description: str = "training",
+) -> dict:
+    """Adam on ``train_loss(step)``; keeps the parameters with the lowest validation ``"loss"``.
+
+    ``validate()`` returns a dict with ``"loss"`` and any other figures to record. The best parameters
+    are restored in place. Returns the best step, its validation loss, the number of steps run and
+    the history (one dict per evaluation: step, train_loss and the validation figures).
+    """
+    if max_steps < 1:
+        raise ValueError(f"max_steps must be >= 1, got {max_steps}")
+    optimizer = torch.optim.Adam(parameters, lr=learning_rate)
+    best_loss, best_step, stale = math.inf, 0, 0
+    best_state = [p.detach().clone() for p in parameters]
+    history: list[dict] = []
+    bar = tqdm(total=max_steps, desc=description, disable=not progress, leave=False)
+    for step in range(1, max_steps + 1):
+        loss = train_loss(step)
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        bar.update(1)
+        if step % eval_every and step != max_steps:
+            continue
+        with torch.no_grad():
+            figures = {key: float(value) for key, value in validate().items()}
+        history.append({"step": step, "train_loss": float(loss.detach()), **{f"val_{k}": v for k, v in figures.items()}})
+        bar.set_postfix({"loss": f"{float(loss.detach()):.3f}", **{k: f"{v:.3f}" for k, v in figures.items()}})
+        if figures["loss"] < best_loss - 1e-5:
+            best_loss, best_step, stale = figures["loss"], step, 0
+            best_state = [p.detach().clone() for p in parameters]
+        else:
+            stale += 1
+            if stale >= patience:
+                break
+    bar.close()
+    with torch.no_grad():
+        for parameter, saved in zip(parameters, best_state):
+            parameter.copy_(saved)
+    return {"best_step": best_step, "best_validation_loss": best_loss, "steps": step, "history": history}
