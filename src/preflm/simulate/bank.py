@@ -44,14 +44,20 @@ class PromptEntry:
     content: tuple[str, ...]
 
 
-def load_bank(root: Path | None = None) -> tuple[list[PromptEntry], dict[str, dict[str, tuple[str, ...]]], tuple[str, ...]]:
-    """Read ``bank.json``: (prompts in file order, per-topic phrase tables, generic extras)."""
+Phrases = tuple[str, ...]
+
+
+def load_bank(root: Path | None = None) -> tuple[list[PromptEntry], dict[str, dict[str, Phrases]], Phrases]:
+    """Read ``bank.json`` from ``root`` (default: package data).
+
+    Returns (prompts in file order, per-topic ``extras``/``followups``/``quips``, generic extras).
+    """
     table = load_table(BANK_FILE, root)
     topics = field(table, "topics", BANK_FILE)
     if not isinstance(topics, dict) or not topics:
         raise ValueError(f"{BANK_FILE}: 'topics' must be a non-empty object of topic name -> table")
     prompts: list[PromptEntry] = []
-    phrases: dict[str, dict[str, tuple[str, ...]]] = {}
+    phrases: dict[str, dict[str, Phrases]] = {}
     for topic, spec in topics.items():
         where = f"{BANK_FILE}: topic {topic!r}"
         rows = field(spec, "prompts", where)
