@@ -30,6 +30,9 @@ from preflm.simulate import (
     users_path,
     write_world,
 )
+from preflm.simulate.bank import GENERIC_EXTRAS, TOPIC_EXTRAS, TOPIC_FOLLOWUPS, TOPIC_QUIPS, get_prompt, load_bank
+from preflm.simulate.styles import load_styles
+from preflm.simulate.tables import DATA_DIR
 
 SMALL = dict(n_prompts=20, n_mixture_users=6, train_answers_per_user=40, pool_size=20, test_size=15)
 
@@ -55,6 +58,69 @@ def test_bank_has_enough_prompts_and_topics():
     assert len({p.prompt_id for p in PROMPTS}) == len(PROMPTS)
     assert all(2 <= len(p.content) <= 4 and p.question.endswith("?") for p in PROMPTS)
     assert all(p.prompt_id.startswith(p.topic + ".") for p in PROMPTS)
+
+
+def test_bank_table_loads_every_row_in_topic_order():
+    raw = json.loads((DATA_DIR / "bank.json").read_text(encoding="utf-8"))["topics"]
+    assert TOPICS == list(raw)
+    assert len(PROMPTS) == sum(len(t["prompts"]) for t in raw.values())
+    assert [p.topic for p in PROMPTS] == [t for t in TOPICS for _ in raw[t]["prompts"]]
+    first = raw[TOPICS[0]]["prompts"][0]
+    entry = get_prompt(f"{TOPICS[0]}.{first['slug']}")
+    assert entry is PROMPTS[0] and entry.question == first["question"] and entry.content == tuple(first["content"])
+    for table in (TOPIC_EXTRAS, TOPIC_FOLLOWUPS, TOPIC_QUIPS):
+        assert list(table) == TOPICS and all(isinstance(v, tuple) and v for v in table.values())
+    assert all(len(v) >= 2 for v in TOPIC_EXTRAS.values())  # long answers draw two distinct extras
+    assert isinstance(GENERIC_EXTRAS, tuple) and GENERIC_EXTRAS
+    poles, contract, expand, proper = load_styles()
+    assert {"confident", "hedge", "formal", "informal", "polite", "rude", "elicit", "closure"} <= set(poles)
+    assert all(all(len(v) > 0 for v in pole.values()) for pole in poles.values())
+    assert len(expand) > len(contract) > 0 and "JavaScript" in proper and "Central" not in proper
+
+
+def _broken_copy(tmp_path, name, edit):
+    """A folder holding the package's table ``name`` after ``edit``."""
+    table = json.loads((DATA_DIR / name).read_text(encoding="utf-8"))
+    edit(table)
+    (tmp_path / name).write_text(json.dumps(table), encoding="utf-8")
+    return tmp_path
+
+
+@pytest.mark.parametrize(
+    "loader, name, edit, message",
+    [
+        (load_bank, "bank.json", lambda t: t["topics"]["cooking"]["prompts"][1].pop("question"),
+         r"bank.json: topic 'cooking' prompt 1: missing field 'question'"),
+        (load_bank, "bank.json", lambda t: t["topics"]["travel"]["prompts"][0].update(content=[]),
+         r"bank.json: topic 'travel' prompt 0: field 'content' must be a non-empty list"),
+        (load_bank, "bank.json", lambda t: t["topics"]["home"]["prompts"].append(t["topics"]["home"]["prompts"][0]),
+         r"bank.json: duplicate prompt ids \['home\."),
+        (load_bank, "bank.json", lambda t: t["topics"]["science"].pop("quips"),
+         r"bank.json: topic 'science': missing field 'quips'"),
+        (load_styles, "styles.json", lambda t: t["poles"].pop("rude"), r"styles.json: 'poles': missing field 'rude'"),
+        (load_styles, "styles.json", lambda t: t["poles"]["formal"]["words"].append(["(unclosed", "x"]),
+         r"styles.json: pole 'formal': bad regex in 'words'"),
+        (load_styles, "styles.json", lambda t: t["poles"]["hedge"]["long"].insert(1, 3),
+         r"styles.json: pole 'hedge': field 'long' row 1 must be a non-empty string"),
+        (load_styles, "styles.json", lambda t: t["contractions"].insert(2, ["cannot"]),
+         r"styles.json: field 'contractions' row 2 must be a \[string, string\] pair"),
+    ],
+)
+def test_malformed_table_raises_naming_the_place(tmp_path, loader, name, edit, message):
+    with pytest.raises(ValueError, match=message):
+        loader(_broken_copy(tmp_path, name, edit))
+
+
+@pytest.mark.parametrize("loader, name", [(load_bank, "bank.json"), (load_styles, "styles.json")])
+def test_missing_or_unparsable_table_raises_naming_the_file(tmp_path, loader, name):
+    with pytest.raises(FileNotFoundError, match=f"data table {name} is missing"):
+        loader(tmp_path)
+    (tmp_path / name).write_text('{"topics": {"cooking": [}', encoding="utf-8")
+    with pytest.raises(ValueError, match=f"{name}: malformed JSON at line 1, column 25"):
+        loader(tmp_path)
+    (tmp_path / name).write_text("[]", encoding="utf-8")
+    with pytest.raises(ValueError, match=f"{name}: expected a JSON object"):
+        loader(tmp_path)
 
 
 @pytest.mark.parametrize("j", range(len(ATTRIBUTES)), ids=ATTRIBUTE_NAMES)

@@ -8,174 +8,65 @@ reproducible natural text. Concise answers take short variants of every other
 pole, and unmarked-length answers mostly short ones (dropping their last
 content sentence when heavily decorated), so that the length pole stays the
 dominant driver of word count.
+
+The phrases and word rules live in ``data/styles.json``: per pole the phrase
+lists named in ``_POLE_KEYS`` (``words``: [regex, replacement] rules), plus
+the contraction pairs, slang expansions and names that keep their capital.
 """
 
 from __future__ import annotations
 
 import re
+from pathlib import Path
 from typing import Sequence
 
 import numpy as np
 
 from .attributes import ATTRIBUTES
 from .bank import GENERIC_EXTRAS, PROMPTS, TOPIC_EXTRAS, TOPIC_FOLLOWUPS, TOPIC_QUIPS, PromptEntry
+from .tables import field, load_table, strings
 
-__all__ = ["DEFAULT_STYLE_PROBS", "STYLE_VALUES", "candidates_for_prompt", "random_styles", "realize"]
+__all__ = ["DEFAULT_STYLE_PROBS", "STYLE_VALUES", "candidates_for_prompt", "load_styles", "random_styles", "realize"]
 
 STYLE_VALUES = np.array([-1, 0, 1], dtype=np.int8)
 DEFAULT_STYLE_PROBS = (0.35, 0.3, 0.35)
 """Probabilities of -1, 0, +1 per attribute when drawing candidate styles."""
 
-CONFIDENT_PREFIXES = ("Without a doubt, ", "Definitely, ", "Absolutely, ", "Certainly, ", "I am certain of this: ")
-CONFIDENT_LONG = (
-    "This works every time.",
-    "Trust me, this is the right approach.",
-    "You can count on it.",
-    "There is no doubt about it.",
-)
-CONFIDENT_SHORT = ("Guaranteed.", "No doubt.", "Every time.")
-HEDGE_PREFIXES = ("Maybe ", "Perhaps ", "If I remember correctly, ", "As far as I know, ")
-HEDGE_LONG = (
-    "I am not entirely sure, though.",
-    "I could be wrong about this, so double-check it.",
-    "That is my best guess, at least.",
-    "It might depend on your situation, I think.",
-)
-HEDGE_SHORT = ("I am not sure, though.", "Probably, anyway.", "Maybe.")
+STYLES_FILE = "styles.json"
+_POLE_KEYS = {
+    "confident": ("prefixes", "long", "short", "words"),
+    "hedge": ("prefixes", "long", "short", "words"),
+    "formal": ("connectives", "openers", "closers", "words"),
+    "informal": ("fillers", "tags", "words"),
+    "enthusiastic": ("openers", "closers", "short"),
+    "demure": ("long", "short"),
+    "humour": ("long", "short"),
+    "serious": ("long", "short"),
+    "polite": ("openers", "closers", "short_openers", "short_closers"),
+    "rude": ("openers", "closers", "short_prefixes", "short_closers"),
+    "elicit": ("long", "short"),
+    "closure": ("long", "short"),
+}
+"""Phrase lists each attribute pole needs from ``styles.json``; ``words`` are (regex, replacement) rules."""
 
-ENTHUSIASTIC_OPENERS = (
-    "Oh, I love this question!",
-    "What an exciting thing to work on!",
-    "Wow, this is a fantastic topic!",
-    "This is such a wonderful thing to learn about!",
-)
-ENTHUSIASTIC_CLOSERS = (
-    "You are going to love the results!",
-    "This is such a rewarding thing to get right!",
-    "Enjoy it, because this is the exciting part!",
-    "It is amazing how much difference this makes!",
-)
-ENTHUSIASTIC_SHORT = ("Wow!", "Love this!", "So exciting!", "Amazing!")
-DEMURE_LONG = (
-    "It is a fairly ordinary approach, but it works adequately.",
-    "The results tend to be modest, and that is acceptable.",
-    "Nothing special, just a reasonable way to go about it.",
-    "It is an unremarkable method, though a serviceable one.",
-)
-DEMURE_SHORT = ("Nothing special.", "It is adequate.", "Fairly ordinary.")
 
-HUMOUR_LONG = (
-    "Plot twist: the hardest part is simply starting.",
-    "It is not rocket science, unless you asked about rockets, haha.",
-    "Your future self will thank you, ideally with a tiny parade (just kidding).",
-    "I would tell you a joke here, but the punchline needs more practice.",
-    "Spoiler alert: it works better than my stand-up comedy.",
-)
-HUMOUR_SHORT = ("Easy peasy, haha.", "Plot twist: it works.", "Spoiler alert: it works.", "No rocket science required, haha.")
-SERIOUS_LONG = (
-    "This deserves careful attention, so follow the steps precisely.",
-    "Treat this as a serious matter and approach it methodically.",
-    "Accuracy matters here, so work through it carefully.",
-    "Approach this with care and attention to detail.",
-)
-SERIOUS_SHORT = ("Proceed carefully.", "Follow this precisely.", "Work through it carefully.")
+def _pairs(obj, key: str, where: str) -> list[tuple[str, str]]:
+    """``obj[key]``, a list of [string, string] pairs."""
+    pairs = field(obj, key, where)
+    if not isinstance(pairs, list):
+        raise ValueError(f"{where}: field {key!r} must be a list of [string, string] pairs")
+    for i, pair in enumerate(pairs):
+        if not (isinstance(pair, list) and len(pair) == 2 and all(isinstance(x, str) for x in pair)):
+            raise ValueError(f"{where}: field {key!r} row {i} must be a [string, string] pair, got {pair!r:.80}")
+    return [(a, b) for a, b in pairs]
 
-POLITE_OPENERS = (
-    "Thank you for the question.",
-    "Thanks for asking, and I am happy to help.",
-    "Of course, I would be glad to help with this.",
-    "That is a good question, and I appreciate you asking.",
-)
-POLITE_CLOSERS = (
-    "I hope this helps, and thank you for asking.",
-    "Wishing you the best of luck with it.",
-    "I hope that helps, and thanks again for the question.",
-    "Please take care, and good luck.",
-)
-POLITE_SHORT_OPENERS = ("Thanks for asking.", "Happy to help.", "Good question, thank you.")
-POLITE_SHORT_CLOSERS = ("Hope this helps.", "Good luck, and thank you.", "Thanks again.")
-RUDE_OPENERS = (
-    "Obviously, this is basic.",
-    "Come on, everyone knows this.",
-    "This is not hard, so pay attention.",
-    "You could have looked this up yourself.",
-)
-RUDE_CLOSERS = (
-    "Figure out the rest yourself.",
-    "That should have been obvious.",
-    "Try to keep up next time.",
-    "Next time, look it up before asking.",
-)
-RUDE_SHORT_PREFIXES = ("Obviously, ", "Duh, ", "Come on, ")
-RUDE_SHORT_CLOSERS = ("Not hard.", "Keep up.", "Obviously.")
 
-GENERIC_FOLLOWUPS = (
-    "Would you like me to go into more detail on any of these steps?",
-    "Could you tell me a bit more about your situation?",
-    "Which part would you like to explore next?",
-    "Does that match what you had in mind?",
-)
-FOLLOWUP_SHORT = ("Would you like more detail?", "What have you tried so far?", "Does that fit your situation?", "Anything else you need?")
-CLOSURE_LONG = (
-    "That covers everything you need to know.",
-    "That is the whole answer, and nothing further is needed.",
-    "That is all there is to it.",
-    "Nothing more to add, so you are all set.",
-)
-CLOSURE_SHORT = ("That is all.", "That covers it.", "Nothing more to add.")
-
-FORMAL_CONNECTIVES = ("Furthermore, ", "Moreover, ", "In addition, ", "Additionally, ", "Likewise, ")
-FORMAL_OPENERS = ("With regard to your enquiry, ", "In principle, ", "As a general principle, ", "Regarding this matter, ")
-FORMAL_CLOSERS = (
-    "It is therefore advisable to proceed in the manner described above.",
-    "One should accordingly follow these steps in sequence.",
-    "Consequently, these measures ought to be observed consistently.",
-)
-INFORMAL_FILLERS = ("So yeah, ", "Basically, ", "Okay so, ", "Yeah, ")
-INFORMAL_TAGS = (", tbh", ", no biggie", ", y'know", " and stuff")
-
-_FORMAL_WORDS = [
-    (re.compile(p, re.IGNORECASE), r)
-    for p, r in (
-        (r"\bmake sure\b", "ensure"),
-        (r"\ba lot of\b", "a considerable amount of"),
-        (r"\blots of\b", "numerous"),
-        (r"\bbuy\b", "purchase"),
-        (r"\bbuying\b", "purchasing"),
-        (r"\babout (?=\d)", "approximately "),
-        (r"\bcheck\b(?!\s+in\b|-)", "verify"),
-        (r"\buse\b", "utilise"),
-        (r"\bused\b", "utilised"),
-        (r"\busing\b", "utilising"),
-        (r"\buses\b", "utilises"),
-    )
-]
-_INFORMAL_WORDS = [
-    (re.compile(p, re.IGNORECASE), r)
-    for p, r in (
-        (r"\bvery\b", "super"),
-        (r"\ba lot of\b", "a ton of"),
-        (r"\bgoing to\b", "gonna"),
-        (r"\bwant to\b", "wanna"),
-        (r"\bhave to\b", "gotta"),
-        (r"\breally\b", "totally"),
-        (r"\bkind of\b", "kinda"),
-    )
-]
-_CONTRACTIONS = (
-    ("do not", "don't"), ("does not", "doesn't"), ("did not", "didn't"), ("is not", "isn't"),
-    ("are not", "aren't"), ("cannot", "can't"), ("will not", "won't"), ("it is", "it's"),
-    ("that is", "that's"), ("there is", "there's"), ("you are", "you're"), ("I am", "I'm"),
-    ("I would", "I'd"), ("you will", "you'll"), ("I will", "I'll"), ("they are", "they're"),
-    ("we are", "we're"), ("what is", "what's"), ("let us", "let's"),
-)
-_CONTRACT = [(re.compile(rf"\b{full}\b(?=\s+\w)", re.IGNORECASE), short) for full, short in _CONTRACTIONS]
-_EXPAND = [(re.compile(rf"\b{re.escape(short)}\b", re.IGNORECASE), full) for full, short in _CONTRACTIONS] + [
-    (re.compile(r"\bgonna\b", re.IGNORECASE), "going to"),
-    (re.compile(r"\bwanna\b", re.IGNORECASE), "want to"),
-]
-_CONFIDENT_WORDS = [(re.compile(r"\busually\b"), "always"), (re.compile(r"\btends to\b"), "will")]
-_HEDGE_WORDS = [(re.compile(r"\busually\b"), "probably"), (re.compile(r"\btends to\b"), "might")]
+def _rules(obj, key: str, where: str) -> list[tuple[re.Pattern, str]]:
+    """Compile ``obj[key]``, a list of [regex, replacement] pairs."""
+    try:
+        return [(re.compile(p), r) for p, r in _pairs(obj, key, where)]
+    except re.error as err:
+        raise ValueError(f"{where}: bad regex in {key!r}: {err}") from None
 
 
 def _proper_words() -> frozenset[str]:
@@ -186,7 +77,26 @@ def _proper_words() -> frozenset[str]:
     return frozenset(seen)
 
 
-_PROPER = (_proper_words() | {"Apollo", "Buzz", "Dockerfile", "Enlightenment", "JavaScript"}) - {"Central"}
+def load_styles(root: Path | None = None) -> tuple[dict, list, list, frozenset[str]]:
+    """Read ``styles.json``: (pole phrase tables, contraction rules, expansion rules, names to keep capitalised)."""
+    table = load_table(STYLES_FILE, root)
+    poles = field(table, "poles", STYLES_FILE)
+    phrases = {}
+    for pole, keys in _POLE_KEYS.items():
+        where = f"{STYLES_FILE}: pole {pole!r}"
+        spec = field(poles, pole, f"{STYLES_FILE}: 'poles'")
+        phrases[pole] = {k: _rules(spec, k, where) if k == "words" else strings(spec, k, where) for k in keys}
+    pairs = _pairs(table, "contractions", STYLES_FILE)
+    contract = [(re.compile(rf"\b{re.escape(full)}\b(?=\s+\w)", re.IGNORECASE), short) for full, short in pairs]
+    expand = [(re.compile(rf"\b{re.escape(short)}\b", re.IGNORECASE), full) for full, short in pairs]
+    expand += _rules(table, "slang_expansions", STYLES_FILE)
+    names = field(table, "names", STYLES_FILE)
+    keep = strings(names, "keep_capital", f"{STYLES_FILE}: 'names'")
+    proper = (_proper_words() | set(keep)) - set(strings(names, "not_names", f"{STYLES_FILE}: 'names'"))
+    return phrases, contract, expand, proper
+
+
+_POLES, _CONTRACT, _EXPAND, _PROPER = load_styles()
 
 
 def _pick(rng: np.random.Generator, options: Sequence[str]) -> str:
@@ -262,86 +172,82 @@ def realize(prompt_entry: PromptEntry, style, rng: np.random.Generator) -> str:
     ending: list[str] = []
 
     if confidence:
-        rules, prefixes, long_set, short_set = (
-            (_CONFIDENT_WORDS, CONFIDENT_PREFIXES, CONFIDENT_LONG, CONFIDENT_SHORT)
-            if confidence > 0
-            else (_HEDGE_WORDS, HEDGE_PREFIXES, HEDGE_LONG, HEDGE_SHORT)
-        )
-        body = [_sub_all(s, rules) for s in body]
-        body[0] = _prefix(body[0], _pick(rng, prefixes))
-        closers.append(_pick(rng, long_set if long_form() else short_set))
+        pole = _POLES["confident" if confidence > 0 else "hedge"]
+        body = [_sub_all(s, pole["words"]) for s in body]
+        body[0] = _prefix(body[0], _pick(rng, pole["prefixes"]))
+        closers.append(_pick(rng, pole["long" if long_form() else "short"]))
 
     if formality > 0:
         for i in range(1, len(body)):
             if i == 1 or rng.random() < 0.6:
-                body[i] = _prefix(body[i], _pick(rng, FORMAL_CONNECTIVES))
+                body[i] = _prefix(body[i], _pick(rng, _POLES["formal"]["connectives"]))
         if len(body) == 1 or rng.random() < 0.5:
-            body[0] = _prefix(body[0], _pick(rng, FORMAL_OPENERS))
+            body[0] = _prefix(body[0], _pick(rng, _POLES["formal"]["openers"]))
         if long_form():
-            closers.append(_pick(rng, FORMAL_CLOSERS))
+            closers.append(_pick(rng, _POLES["formal"]["closers"]))
     elif formality < 0:
         filler = len(body) == 1 or rng.random() < 0.7
         if filler:
-            body[0] = _prefix(body[0], _pick(rng, INFORMAL_FILLERS))
+            body[0] = _prefix(body[0], _pick(rng, _POLES["informal"]["fillers"]))
         if not filler or rng.random() < 0.7:
             i = int(rng.integers(len(body)))
-            body[i] = _tag(body[i], _pick(rng, INFORMAL_TAGS))
+            body[i] = _tag(body[i], _pick(rng, _POLES["informal"]["tags"]))
 
     if enthusiasm > 0:
         body[0] = _exclaim(body[0])
         if long_form():
-            openers.append(_pick(rng, ENTHUSIASTIC_OPENERS))
-            closers.append(_pick(rng, ENTHUSIASTIC_CLOSERS))
+            openers.append(_pick(rng, _POLES["enthusiastic"]["openers"]))
+            closers.append(_pick(rng, _POLES["enthusiastic"]["closers"]))
             body[-1] = _exclaim(body[-1])
         else:
-            (openers if rng.random() < 0.5 else closers).append(_pick(rng, ENTHUSIASTIC_SHORT))
+            (openers if rng.random() < 0.5 else closers).append(_pick(rng, _POLES["enthusiastic"]["short"]))
     elif enthusiasm < 0:
-        closers.append(_pick(rng, DEMURE_LONG if long_form() else DEMURE_SHORT))
+        closers.append(_pick(rng, _POLES["demure"]["long" if long_form() else "short"]))
 
     if humour > 0:
         if long_form():
             topic_quips = TOPIC_QUIPS[prompt_entry.topic]
-            quip = _pick(rng, topic_quips if rng.random() < 0.5 else HUMOUR_LONG)
+            quip = _pick(rng, topic_quips if rng.random() < 0.5 else _POLES["humour"]["long"])
         else:
-            quip = _pick(rng, HUMOUR_SHORT)
+            quip = _pick(rng, _POLES["humour"]["short"])
         body.insert(int(rng.integers(1, len(body) + 1)), quip)
     elif humour < 0:
-        closers.append(_pick(rng, SERIOUS_LONG if long_form() else SERIOUS_SHORT))
+        closers.append(_pick(rng, _POLES["serious"]["long" if long_form() else "short"]))
 
     if closers:
         closers = [closers[int(i)] for i in rng.permutation(len(closers))]
 
     if politeness > 0:
         if long_form():
-            openers.insert(0, _pick(rng, POLITE_OPENERS))
-            closers.append(_pick(rng, POLITE_CLOSERS))
+            openers.insert(0, _pick(rng, _POLES["polite"]["openers"]))
+            closers.append(_pick(rng, _POLES["polite"]["closers"]))
         elif rng.random() < 0.5:
-            openers.insert(0, _pick(rng, POLITE_SHORT_OPENERS))
+            openers.insert(0, _pick(rng, _POLES["polite"]["short_openers"]))
         else:
-            closers.append(_pick(rng, POLITE_SHORT_CLOSERS))
+            closers.append(_pick(rng, _POLES["polite"]["short_closers"]))
     elif politeness < 0:
         if long_form():
-            openers.insert(0, _pick(rng, RUDE_OPENERS))
-            closers.append(_pick(rng, RUDE_CLOSERS))
+            openers.insert(0, _pick(rng, _POLES["rude"]["openers"]))
+            closers.append(_pick(rng, _POLES["rude"]["closers"]))
         elif rng.random() < 0.5:
-            body[0] = _prefix(body[0], _pick(rng, RUDE_SHORT_PREFIXES))
+            body[0] = _prefix(body[0], _pick(rng, _POLES["rude"]["short_prefixes"]))
         else:
-            closers.append(_pick(rng, RUDE_SHORT_CLOSERS))
+            closers.append(_pick(rng, _POLES["rude"]["short_closers"]))
 
     if elicitation > 0:
         if long_form():
-            pool = TOPIC_FOLLOWUPS[prompt_entry.topic] if rng.random() < 0.6 else GENERIC_FOLLOWUPS
+            pool = TOPIC_FOLLOWUPS[prompt_entry.topic] if rng.random() < 0.6 else _POLES["elicit"]["long"]
             ending.append(_pick(rng, pool))
         else:
-            ending.append(_pick(rng, FOLLOWUP_SHORT))
+            ending.append(_pick(rng, _POLES["elicit"]["short"]))
     elif elicitation < 0:
-        ending.append(_pick(rng, CLOSURE_LONG if long_form() else CLOSURE_SHORT))
+        ending.append(_pick(rng, _POLES["closure"]["long" if long_form() else "short"]))
 
     text = " ".join(openers + body + closers + ending)
     if formality > 0:
-        text = _sub_all(_sub_all(text, _EXPAND), _FORMAL_WORDS)
+        text = _sub_all(_sub_all(text, _EXPAND), _POLES["formal"]["words"])
     elif formality < 0:
-        text = _sub_all(_sub_all(text, _CONTRACT), _INFORMAL_WORDS)
+        text = _sub_all(_sub_all(text, _CONTRACT), _POLES["informal"]["words"])
     return text
 
 
