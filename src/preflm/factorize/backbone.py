@@ -19,7 +19,9 @@ One script runs on a laptop CPU and on many GPUs through ``accelerate`` (DDP, bf
 ``batch_size x gradient_accumulation_steps x processes`` pairs. Every ``checkpoint_every`` steps
 ``Accelerator.save_state`` writes a checkpoint to ``output_dir/checkpoints/step-<step>`` (trainable
 weights as safetensors, optimizer and RNG states, plus step and history as JSON), and calling
-:func:`train_backbone` again with the same ``output_dir`` resumes from the newest one. The result is a normal preflm model in ``output_dir``
+:func:`train_backbone` again with the same ``output_dir`` resumes from the newest one. Each step's
+sampling and dropout are seeded from (seed, step, micro-step, process), so a resumed run repeats the
+uninterrupted one. The result is a normal preflm model in ``output_dir``
 (``RewardFactorization.load(output_dir)``), with the tuned backbone in ``output_dir/backbone``.
 """
 
