@@ -27,6 +27,7 @@ import numpy as np
 import torch
 
 from preflm.data import AnswerMatrix, load_preferences, normalize_frame, split_answers
+from preflm.factorize import FactorizeConfig
 from preflm.factorize.backbone import BackboneConfig, train_backbone
 
 RESULTS = Path(__file__).parent / "results"
@@ -109,12 +110,13 @@ def main(argv=None) -> dict:
     learning_rate = args.learning_rate or (2e-5 if args.mode == "full" else 2e-4)
     config = BackboneConfig(
         model=args.model, mode=args.mode, pooling=args.pooling, max_length=args.max_length,
-        n_factors=args.n_factors, learning_rate=learning_rate, batch_size=args.batch_size,
+        factorize=FactorizeConfig(head="linear", n_factors=args.n_factors, seed=args.seed),
+        learning_rate=learning_rate, batch_size=args.batch_size,
         gradient_accumulation_steps=args.grad_accum, encode_batch_size=args.encode_batch_size,
         phase1_steps=args.phase1_steps, phase2_steps=args.phase2_steps, eval_every=args.eval_every,
         eval_answers=args.eval_answers, checkpoint_every=args.checkpoint_every,
         gradient_checkpointing=args.gradient_checkpointing, time_budget_minutes=args.minutes,
-        seed=args.seed, output_dir=str(output_dir),
+        output_dir=str(output_dir),
     )
     train_started = time.perf_counter()
     model = train_backbone(train, config, progress=state.is_main_process)

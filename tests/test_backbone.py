@@ -11,11 +11,12 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
+from safetensors import safe_open
 from tokenizers import Regex, Tokenizer, models, pre_tokenizers
 from transformers import AutoModel, AutoTokenizer, LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
 
 from preflm.data import AnswerMatrix, normalize_frame
-from preflm.factorize import RewardFactorization
+from preflm.factorize import FactorizeConfig, RewardFactorization
 from preflm.factorize.backbone import BackboneConfig, checkpoint_dirs, train_backbone
 from preflm.featurize import build_featurizer
 from preflm.featurize.lm import SMOLLM2_GGUF, CausalLMFeaturizer
@@ -128,13 +129,28 @@ def test_spec_round_trip(tiny_lm):
         CausalLMFeaturizer(tiny_lm, pooling="max")
 
 
-def config_for(tiny_lm, output_dir, **overrides) -> BackboneConfig:
+def config_for(tiny_lm, output_dir, factorize: dict | None = None, **overrides) -> BackboneConfig:
+    """A tiny run; ``factorize`` overrides fields of the nested FactorizeConfig."""
     settings = dict(
-        model=tiny_lm, n_factors=2, batch_size=128, encode_batch_size=16, phase1_steps=6, phase2_steps=6,
-        learning_rate=1e-3, head_learning_rate=1e-2, user_learning_rate=1e-2, eval_every=1, val_fraction=0.0,
+        model=tiny_lm, batch_size=128, encode_batch_size=16, phase1_steps=6, phase2_steps=6,
+        learning_rate=1e-3, head_learning_rate=1e-2, user_learning_rate=1e-2, eval_every=1,
         checkpoint_every=100, output_dir=str(output_dir), lora_r=4, lora_alpha=8, lora_dropout=0.0,
     )
-    return BackboneConfig(**{**settings, **overrides})
+    factorize_config = FactorizeConfig(**{"head": "linear", "n_factors": 2, "val_fraction": 0.0, **(factorize or {})})
+    return BackboneConfig(**{**settings, **overrides}, factorize=factorize_config)
+
+
+def test_config_json_round_trip_keeps_the_nested_factorize_config(tmp_path):
+    config = config_for("some-lm", tmp_path, factorize={"n_factors": 3, "l2": 0.5}, lora_target_modules=["q_proj"])
+    loaded = BackboneConfig.from_dict(json.loads(json.dumps(config.to_dict())))
+    assert loaded == config and isinstance(loaded.factorize, FactorizeConfig)
+    assert loaded.factorize.n_factors == 3 and loaded.factorize.l2 == 0.5
+    assert BackboneConfig().factorize.head == "linear"
+    with pytest.raises(ValueError, match="linear"):
+        BackboneConfig(factorize=FactorizeConfig(head="mlp"))
+    with pytest.raises(ValueError, match="svd_init"):
+        BackboneConfig(mode="full", factorize=FactorizeConfig(head="linear", svd_init=False))
+    assert BackboneConfig(mode="frozen", factorize=FactorizeConfig(head="mlp")).factorize.head == "mlp"
 
 
 def answer_loss(model: RewardFactorization, answers: AnswerMatrix) -> float:
@@ -180,10 +196,15 @@ def test_resume_after_kill_continues_from_the_checkpoint(tiny_lm, answers, tmp_p
         if step == 5:
             raise Killed
 
-    settings = dict(mode="lora", phase1_steps=3, phase2_steps=3, checkpoint_every=2, batch_size=16, val_fraction=0.2)
+    # Dropout > 0: the resumed run must also draw the same dropout masks as the straight one.
+    settings = dict(mode="lora", phase1_steps=3, phase2_steps=3, checkpoint_every=2, batch_size=16, lora_dropout=0.1,
+                    factorize={"val_fraction": 0.2})
     with pytest.raises(Killed):
         train_backbone(answers, config_for(tiny_lm, tmp_path / "killed", **settings), progress=False, on_step=kill_at_5)
     assert [p.name for p in checkpoint_dirs(tmp_path / "killed")] == ["step-00000002", "step-00000004"]
+    with safe_open(checkpoint_dirs(tmp_path / "killed")[-1] / "model.safetensors", "pt") as saved:
+        names = list(saved.keys())  # only the trained weights: LoRA adapters and the head, not the frozen base
+    assert "head.weight" in names and all("lora_" in name or name == "head.weight" for name in names)
 
     seen = []
     config = config_for(tiny_lm, tmp_path / "killed", **settings)
@@ -197,8 +218,9 @@ def test_resume_after_kill_continues_from_the_checkpoint(tiny_lm, answers, tmp_p
     losses = [h["train_loss"] for h in straight.history_]
     assert [h["train_loss"] for h in resumed.history_] == pytest.approx(losses, abs=1e-5)
 
+    other = {**settings, "factorize": {"val_fraction": 0.2, "n_factors": 3}}
     with pytest.raises(ValueError, match="different run"):
-        train_backbone(answers, config_for(tiny_lm, tmp_path / "killed", **{**settings, "n_factors": 3}), progress=False)
+        train_backbone(answers, config_for(tiny_lm, tmp_path / "killed", **other), progress=False)
 
 
 def test_frozen_mode_fits_on_cached_features(tiny_lm, answers, tmp_path):

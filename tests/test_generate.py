@@ -39,8 +39,9 @@ class FakeChatServer(ThreadingHTTPServer):
     """An OpenAI-compatible /v1/chat/completions that answers deterministically.
 
     The answer echoes the system prompt, the user prompt, the seed and the choice index. ``fail_next``
-    replies 500 that many times first, ``delay`` sleeps before answering, ``max_choices`` caps ``n``
-    like servers that ignore it, ``status`` forces an error status.
+    replies 500 that many times first (asking, by Retry-After-Ms, for a retry after 10 ms), ``delay``
+    sleeps before answering, ``max_choices`` caps ``n`` like servers that ignore it, ``status`` forces
+    an error status.
     """
 
     def __init__(self):
@@ -60,10 +61,12 @@ class _ChatHandler(BaseHTTPRequestHandler):
     def log_message(self, *args):
         pass
 
-    def _reply(self, status: int, body: dict | str) -> None:
+    def _reply(self, status: int, body: dict | str, headers: dict | None = None) -> None:
         data = (body if isinstance(body, str) else json.dumps(body)).encode()
         self.send_response(status)
         self.send_header("Content-Type", "application/json")
+        for name, value in (headers or {}).items():
+            self.send_header(name, value)
         self.send_header("Content-Length", str(len(data)))
         self.end_headers()
         self.wfile.write(data)
@@ -78,7 +81,7 @@ class _ChatHandler(BaseHTTPRequestHandler):
             time.sleep(server.delay)
         if server.fail_next > 0:
             server.fail_next -= 1
-            return self._reply(500, {"error": "transient failure"})
+            return self._reply(500, {"error": "transient failure"}, {"Retry-After-Ms": "10"})
         if server.status != 200:
             return self._reply(server.status, {"error": "bad request: unknown model"})
         system = next((m["content"] for m in payload["messages"] if m["role"] == "system"), "")
@@ -137,7 +140,7 @@ def test_openai_generator_greedy_asks_once_and_repeats(server):
 
 def test_openai_generator_retries_transient_server_errors(server):
     server.fail_next = 2
-    gen = OpenAIGenerator(server.url, "m", max_retries=3, backoff=0.01)
+    gen = OpenAIGenerator(server.url, "m", max_retries=3)
     out = gen.generate(["q"], n=1)
     assert "q" in out[0][0]
     assert len(server.requests) == 3
@@ -145,7 +148,7 @@ def test_openai_generator_retries_transient_server_errors(server):
 
 def test_openai_generator_gives_up_with_a_clear_error(server):
     server.fail_next = 10
-    gen = OpenAIGenerator(server.url, "m", max_retries=2, backoff=0.01)
+    gen = OpenAIGenerator(server.url, "m", max_retries=2)
     with pytest.raises(GenerationError, match=r"returned HTTP 500.*after 3 attempts"):
         gen.generate(["q"], n=1)
     assert len(server.requests) == 3
@@ -153,7 +156,7 @@ def test_openai_generator_gives_up_with_a_clear_error(server):
 
 def test_openai_generator_does_not_retry_client_errors(server):
     server.status = 400
-    gen = OpenAIGenerator(server.url, "m", max_retries=3, backoff=0.01)
+    gen = OpenAIGenerator(server.url, "m", max_retries=3)
     with pytest.raises(GenerationError, match="HTTP 400.*unknown model"):
         gen.generate(["q"], n=1)
     assert len(server.requests) == 1
@@ -161,14 +164,14 @@ def test_openai_generator_does_not_retry_client_errors(server):
 
 def test_openai_generator_times_out(server):
     server.delay = 1.0
-    gen = OpenAIGenerator(server.url, "m", timeout=0.1, max_retries=1, backoff=0.01)
+    gen = OpenAIGenerator(server.url, "m", timeout=0.1, max_retries=1)
     with pytest.raises(GenerationError, match="timed out"):
         gen.generate(["q"], n=1)
 
 
 def test_openai_generator_says_when_the_endpoint_is_down():
     url = f"http://127.0.0.1:{_closed_port()}/v1"
-    gen = OpenAIGenerator(url, "m", max_retries=1, backoff=0.01)
+    gen = OpenAIGenerator(url, "m", max_retries=1)
     with pytest.raises(GenerationError, match=r"unreachable.*is the server running") as err:
         gen.generate(["q"], n=2)
     assert url in str(err.value)

@@ -87,13 +87,13 @@ def train(
         _fail(str(err))
     console.print(f"{matrix.n_answers} answers from {matrix.n_users} users on {matrix.n_pairs} pairs")
     if backbone != "none":
-        from preflm.factorize import BackboneConfig, train_backbone
+        from preflm.factorize import BackboneConfig, FactorizeConfig, train_backbone
 
         if backbone not in ("lora", "full"):
             _fail(f"--backbone must be none, lora or full, got {backbone!r}")
         config = BackboneConfig(
-            model=lm, mode=backbone, n_factors=factors, l2=l2, seed=seed, output_dir=str(out),
-            time_budget_minutes=minutes,
+            model=lm, mode=backbone, factorize=FactorizeConfig(n_factors=factors, head="linear", l2=l2, seed=seed),
+            output_dir=str(out), time_budget_minutes=minutes,
         )
         model = train_backbone(matrix, config)
         console.print(f"held-out accuracy on seen users: {model.validation_accuracy_:.3f}; saved model to {out}")

@@ -16,10 +16,12 @@ One script runs on a laptop CPU and on many GPUs through ``accelerate`` (DDP, bf
         benchmarks/train_backbone.py --model Qwen/Qwen2.5-3B --mode lora                # 2 nodes x 8 GPUs
 
 ``batch_size`` counts pairs per process and micro-step: one optimizer step sees
-``batch_size x gradient_accumulation_steps x processes`` pairs. Checkpoints (trainable weights and
-optimizer state as safetensors, step and history as JSON) go to ``output_dir/checkpoints`` every
-``checkpoint_every`` steps, and calling :func:`train_backbone` again with the same ``output_dir``
-resumes from the newest one. The result is a normal preflm model in ``output_dir``
+``batch_size x gradient_accumulation_steps x processes`` pairs. Every ``checkpoint_every`` steps
+``Accelerator.save_state`` writes a checkpoint to ``output_dir/checkpoints/step-<step>`` (trainable
+weights as safetensors, optimizer and RNG states, plus step and history as JSON), and calling
+:func:`train_backbone` again with the same ``output_dir`` resumes from the newest one. Each step's
+sampling and dropout are seeded from (seed, step, micro-step, process), so a resumed run repeats the
+uninterrupted one. The result is a normal preflm model in ``output_dir``
 (``RewardFactorization.load(output_dir)``), with the tuned backbone in ``output_dir/backbone``.
 """
 
@@ -30,13 +32,12 @@ import resource
 import shutil
 import time
 import uuid
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Callable
 
 import numpy as np
 import torch
-from safetensors.torch import load_file, save_file
 from tqdm.auto import tqdm
 
 from preflm.data.matrix import AnswerMatrix
@@ -58,18 +59,21 @@ from preflm.featurize.lm import (
 )
 
 MODES = ("frozen", "lora", "full")
-CHECKPOINT_FORMAT = 1
-# Settings a checkpoint must share with the run that resumes it.
-RESUME_KEYS = (
-    "model", "mode", "pooling", "max_length", "chat_template", "n_factors",
-    "lora_r", "lora_alpha", "lora_dropout", "lora_target_modules", "val_fraction", "seed",
-)
+CHECKPOINT_FORMAT = 2
+# Settings a checkpoint must share with the run that resumes it (top level, and of the nested factorize config).
+RESUME_KEYS = ("model", "mode", "pooling", "max_length", "chat_template", "lora_r", "lora_alpha", "lora_dropout",
+               "lora_target_modules")
+RESUME_FACTORIZE_KEYS = ("n_factors", "val_fraction", "seed")
 
 
 @dataclass
 class BackboneConfig(ConfigDict):
     """How to learn base rewards phi = head(LM(prompt, response)) and the seen users' weights.
 
+    ``factorize`` holds the factorization settings: ``mode="frozen"`` fits with all of them; LoRA and
+    full fine-tuning use its ``n_factors``, ``l2``, ``svd_rank``, ``svd_iterations``, ``val_fraction``,
+    ``prior_strength`` and ``seed`` (always with a linear head and SVD init, as in the paper) and the
+    step counts, batch size, rates and evaluation settings below instead of its own.
     ``learning_rate`` is for the backbone (LoRA ~2e-4, full fine-tuning ~2e-5); the freshly initialised
     head and the user weights get their own, larger rates. ``time_budget_minutes`` (optional) stops each
     phase early, sharing the budget in proportion to the phases' step counts.
@@ -80,7 +84,7 @@ class BackboneConfig(ConfigDict):
     pooling: str = "last"
     max_length: int = 512
     chat_template: bool = True
-    n_factors: int = 8
+    factorize: FactorizeConfig = field(default_factory=lambda: FactorizeConfig(head="linear"))
     lora_r: int = 16
     lora_alpha: int = 32
     lora_dropout: float = 0.05
@@ -93,17 +97,11 @@ class BackboneConfig(ConfigDict):
     encode_batch_size: int = 32
     phase1_steps: int = 200
     phase2_steps: int = 400
-    l2: float = 1e-3
     max_grad_norm: float = 1.0
     gradient_checkpointing: bool = False
     eval_every: int = 50
     eval_answers: int = 512
-    val_fraction: float = 0.1
-    svd_rank: int = 100
-    svd_iterations: int = 10
-    prior_strength: float = 1.0
     time_budget_minutes: float | None = None
-    seed: int = 0
     output_dir: str = "preflm-backbone"
     checkpoint_every: int = 100
     keep_checkpoints: int = 2
@@ -113,16 +111,17 @@ class BackboneConfig(ConfigDict):
             raise ValueError(f"mode must be one of {MODES}, got {self.mode!r}")
         if self.pooling not in POOLINGS:
             raise ValueError(f"pooling must be one of {POOLINGS}, got {self.pooling!r}")
-        for name in ("n_factors", "batch_size", "gradient_accumulation_steps", "encode_batch_size", "max_length",
+        for name in ("batch_size", "gradient_accumulation_steps", "encode_batch_size", "max_length",
                      "eval_every", "eval_answers", "checkpoint_every", "keep_checkpoints", "lora_r"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
         if self.phase1_steps < 0 or self.phase2_steps < 0:
             raise ValueError("phase1_steps and phase2_steps must be >= 0")
-        if self.l2 < 0:
-            raise ValueError(f"l2 must be >= 0, got {self.l2}")
-        if not 0.0 <= self.val_fraction < 1.0:
-            raise ValueError(f"val_fraction must be in [0, 1), got {self.val_fraction}")
+        if self.mode != "frozen" and (self.factorize.head != "linear" or not self.factorize.svd_init):
+            raise ValueError(
+                f"mode={self.mode!r} trains a linear head from the SVD factors: set factorize.head='linear' and "
+                f"factorize.svd_init=True (got head={self.factorize.head!r}, svd_init={self.factorize.svd_init})"
+            )
 
 
 class BaseRewardModel(torch.nn.Module):
@@ -201,14 +200,6 @@ def train_backbone(
     return _BackboneTrainer(train, config, progress, on_step).run()
 
 
-def _factorize_config(config: BackboneConfig, max_steps: int) -> FactorizeConfig:
-    return FactorizeConfig(
-        n_factors=config.n_factors, head="linear", l2=config.l2, svd_rank=config.svd_rank,
-        svd_iterations=config.svd_iterations, val_fraction=config.val_fraction,
-        prior_strength=config.prior_strength, seed=config.seed, max_steps=max(1, max_steps),
-    )
-
-
 def _train_frozen(train: AnswerMatrix, config: BackboneConfig, progress: bool) -> RewardFactorization:
     """Features of a frozen LM computed once (and cached), then the usual factorization fit.
 
@@ -246,7 +237,7 @@ def _fit_frozen(train: AnswerMatrix, config: BackboneConfig, progress: bool) -> 
     features = featurize_items(train, featurizer)
     featurize_seconds = time.perf_counter() - start
     start = time.perf_counter()
-    model = RewardFactorization(_factorize_config(config, FactorizeConfig.max_steps), featurizer_spec=featurizer.spec())
+    model = RewardFactorization(config.factorize, featurizer_spec=featurizer.spec())
     model.fit(features, train, progress=progress)
     fit_seconds = time.perf_counter() - start
     output_dir = Path(config.output_dir)
@@ -269,26 +260,12 @@ def _fit_frozen(train: AnswerMatrix, config: BackboneConfig, progress: bool) -> 
     return model
 
 
-def _save_optimizer(optimizer, directory: Path, name: str) -> None:
-    """Optimizer state as safetensors (tensors) + JSON (anything else); param groups come from the config."""
-    tensors, scalars = {}, {}
-    for index, values in optimizer.state_dict()["state"].items():
-        for key, value in values.items():
-            if torch.is_tensor(value):
-                tensors[f"{index}.{key}"] = value.detach().cpu().contiguous()
-            else:
-                scalars[f"{index}.{key}"] = value
-    save_file(tensors, str(directory / f"{name}.safetensors"))
-    (directory / f"{name}.json").write_text(json.dumps(scalars))
-
-
-def _load_optimizer(optimizer, directory: Path, name: str) -> None:
-    state: dict[int, dict] = {}
-    values = {**load_file(str(directory / f"{name}.safetensors")), **json.loads((directory / f"{name}.json").read_text())}
-    for flat_key, value in values.items():
-        index, key = flat_key.split(".", 1)
-        state.setdefault(int(index), {})[key] = value
-    optimizer.load_state_dict({"state": state, "param_groups": optimizer.state_dict()["param_groups"]})
+def _keep_trainable_weights(models: list[torch.nn.Module], weights: list[dict], output_dir: str) -> None:
+    """``save_state`` hook: checkpoint only the trained parameters, not the frozen base of a LoRA run."""
+    for model, state in zip(models, weights):
+        trainable = {name for name, p in model.named_parameters() if p.requires_grad}
+        for name in [name for name in state if name not in trainable]:
+            del state[name]
 
 
 class _BackboneTrainer:
@@ -296,12 +273,15 @@ class _BackboneTrainer:
 
     def __init__(self, train: AnswerMatrix, config: BackboneConfig, progress: bool, on_step):
         from accelerate import Accelerator
+        from accelerate.utils import ProjectConfiguration
 
         self.train, self.config, self.progress, self.on_step = train, config, progress, on_step
         self.accelerator = Accelerator(
             mixed_precision="bf16" if torch.cuda.is_available() else "no",
             gradient_accumulation_steps=config.gradient_accumulation_steps,
+            project_config=ProjectConfiguration(project_dir=config.output_dir),
         )
+        self.accelerator.register_save_state_pre_hook(_keep_trainable_weights)
         self.output_dir = Path(config.output_dir)
         self.stages: dict[str, float] = {}
         self.phase_stats = {1: _PhaseStats(), 2: _PhaseStats()}
@@ -328,19 +308,19 @@ class _BackboneTrainer:
     # ---- data -------------------------------------------------------------------------------
     def _prepare_answers(self) -> None:
         """Hold out answers for validation, then SVD of the dense train matrix (pair and user factors)."""
-        cfg, train = self.config, self.train
+        cfg, fcfg, train = self.config, self.config.factorize, self.train
         users = train.answered_users()
         self.user_ids = np.asarray(train.user_ids[users], dtype=object)
         self.user_column = np.full(train.n_users, -1)
         self.user_column[users] = np.arange(len(users))
-        rng = np.random.default_rng(cfg.seed)
-        is_val = rng.random(train.n_answers) < cfg.val_fraction
+        rng = np.random.default_rng(fcfg.seed)
+        is_val = rng.random(train.n_answers) < fcfg.val_fraction
         if is_val.all():
             is_val[:] = False
         self.train_answers, self.val_answers = np.flatnonzero(~is_val), np.flatnonzero(is_val)
         dense = train.subset(~is_val).dense(users=users)
         asked = ~np.isnan(dense).all(axis=1)
-        pair_factors, user_factors = svd_factors(dense[asked], cfg.n_factors, cfg.svd_rank, cfg.svd_iterations)
+        pair_factors, user_factors = svd_factors(dense[asked], fcfg.n_factors, fcfg.svd_rank, fcfg.svd_iterations)
         self.target_pairs = np.flatnonzero(asked)
         self.pair_targets = torch.as_tensor(pair_factors, dtype=torch.float32)
         self.user_factors = torch.as_tensor(user_factors, dtype=torch.float32)
@@ -360,7 +340,7 @@ class _BackboneTrainer:
     # ---- model ------------------------------------------------------------------------------
     def _build_model(self) -> None:
         cfg = self.config
-        torch.manual_seed(cfg.seed)
+        torch.manual_seed(cfg.factorize.seed)
         # LoRA on a GPU keeps the frozen base in bf16 (peft keeps the adapters in float32).
         on_gpu = self.accelerator.device.type == "cuda"
         backbone = load_backbone(cfg.model, torch.bfloat16 if cfg.mode == "lora" and on_gpu else torch.float32)
@@ -374,7 +354,7 @@ class _BackboneTrainer:
                 target_modules=cfg.lora_target_modules, bias="none",
             )
             backbone = get_peft_model(backbone, lora)
-        phi_model = BaseRewardModel(backbone, cfg.n_factors, cfg.pooling)
+        phi_model = BaseRewardModel(backbone, cfg.factorize.n_factors, cfg.pooling)
         users = UserWeights(self.user_factors)
         self.n_trainable = sum(p.numel() for p in phi_model.parameters() if p.requires_grad)
         self.n_parameters = sum(p.numel() for p in phi_model.parameters())
@@ -437,7 +417,7 @@ class _BackboneTrainer:
         logits = (deltas * weights.float()).sum(-1)
         labels = torch.as_tensor(train.answer_value[answers], dtype=torch.float32, device=device)
         fit = torch.nn.functional.binary_cross_entropy_with_logits(logits, labels)
-        loss = fit + self.config.l2 * (deltas.pow(2).sum(-1).mean() + user_penalty.float())
+        loss = fit + self.config.factorize.l2 * (deltas.pow(2).sum(-1).mean() + user_penalty.float())
         return loss, loss, len(answers), n_items
 
     def _optimizer_step(self, step: int, phase: int) -> float:
@@ -448,7 +428,7 @@ class _BackboneTrainer:
         loss_fn = self._regression_loss if phase == 1 else self._likelihood_loss
         reported = []
         for micro in range(cfg.gradient_accumulation_steps):
-            rng = np.random.default_rng([cfg.seed, step, micro, accelerator.process_index])
+            rng = np.random.default_rng([cfg.factorize.seed, step, micro, accelerator.process_index])
             torch.manual_seed(int(rng.integers(2**62)))
             with accelerator.accumulate(*models):
                 loss, report, n_examples, n_items = loss_fn(rng)
@@ -501,23 +481,18 @@ class _BackboneTrainer:
             self._unwrapped()[1].weight.mul_(scale)
 
     # ---- checkpoints ------------------------------------------------------------------------
-    def _trainable_tensors(self) -> dict[str, torch.Tensor]:
-        phi_model, users = self._unwrapped()
-        tensors = {f"phi.{n}": p.detach().cpu().contiguous() for n, p in phi_model.named_parameters() if p.requires_grad}
-        tensors["users.weight"] = users.weight.detach().cpu().contiguous()
-        return tensors
-
     def _save_checkpoint(self, step: int) -> None:
+        """``save_state`` into a ``.partial`` folder, renamed when complete (a kill never leaves a broken newest
+        checkpoint); then only the newest ``keep_checkpoints`` are kept."""
         accelerator = self.accelerator
+        root = Path(accelerator.project_dir) / "checkpoints"
+        final, partial = root / f"step-{step:08d}", root / f"step-{step:08d}.partial"
+        if accelerator.is_main_process:
+            shutil.rmtree(partial, ignore_errors=True)
+        accelerator.wait_for_everyone()
+        accelerator.save_state(str(partial))
         accelerator.wait_for_everyone()
         if accelerator.is_main_process:
-            root = self.output_dir / "checkpoints"
-            final, partial = root / f"step-{step:08d}", root / f"step-{step:08d}.partial"
-            shutil.rmtree(partial, ignore_errors=True)
-            partial.mkdir(parents=True)
-            save_file(self._trainable_tensors(), str(partial / "trainable.safetensors"))
-            for phase, optimizer in self.optimizers.items():
-                _save_optimizer(optimizer, partial, f"optimizer-phase{phase}")
             state = {"format": CHECKPOINT_FORMAT, "step": step, "config": self.config.to_dict(), "history": self.history}
             (partial / "state.json").write_text(json.dumps(state, indent=2))
             shutil.rmtree(final, ignore_errors=True)
@@ -527,30 +502,31 @@ class _BackboneTrainer:
         accelerator.wait_for_everyone()
 
     def _resume(self) -> int:
-        """Load the newest checkpoint in output_dir, if any; returns the step it was taken at (0 if none)."""
+        """``load_state`` of the newest checkpoint in output_dir, if any; returns its step (0 if none)."""
         found = checkpoint_dirs(self.output_dir)
         if not found:
             return 0
         latest = found[-1]
         state = json.loads((latest / "state.json").read_text())
+        if state.get("format") != CHECKPOINT_FORMAT:
+            raise ValueError(
+                f"{latest} was written by another preflm version (checkpoint format {state.get('format')}, this one "
+                f"reads {CHECKPOINT_FORMAT}): delete {latest.parent} to start over"
+            )
         saved, current = state["config"], json.loads(json.dumps(self.config.to_dict()))
-        differing = [k for k in RESUME_KEYS if saved.get(k) != current[k]]
+        differing = [k for k in RESUME_KEYS if saved.get(k) != current[k]] + [
+            f"factorize.{k}" for k in RESUME_FACTORIZE_KEYS if saved["factorize"].get(k) != current["factorize"][k]
+        ]
         if differing:
             raise ValueError(
                 f"{self.output_dir} holds a checkpoint of a different run (settings {differing} differ): "
                 "use another output_dir, or delete its checkpoints folder to start over"
             )
-        tensors = load_file(str(latest / "trainable.safetensors"))
-        phi_model, users = self._unwrapped()
-        phi_state = {k[len("phi."):]: v for k, v in tensors.items() if k.startswith("phi.")}
-        expected = {n for n, p in phi_model.named_parameters() if p.requires_grad}
-        if set(phi_state) != expected or tensors["users.weight"].shape != users.weight.shape:
-            raise ValueError(f"checkpoint {latest} does not match this model or these users")
-        phi_model.load_state_dict(phi_state, strict=False)
-        with torch.no_grad():
-            users.weight.copy_(tensors["users.weight"])
-        for phase, optimizer in self.optimizers.items():
-            _load_optimizer(optimizer, latest, f"optimizer-phase{phase}")
+        try:
+            # strict=False: checkpoints hold only the trainable weights (see _keep_trainable_weights).
+            self.accelerator.load_state(str(latest), strict=False)
+        except RuntimeError as err:
+            raise ValueError(f"checkpoint {latest} does not match this model or these users: {err}") from err
         self.history = list(state["history"])
         return int(state["step"])
 
@@ -618,10 +594,10 @@ class _BackboneTrainer:
             pooling=cfg.pooling, max_length=cfg.max_length, chat_template=cfg.chat_template,
             adapter=str(backbone_dir) if cfg.mode == "lora" else None, weights_id=uuid.uuid4().hex,
         )
-        factorize_config = _factorize_config(cfg, cfg.phase1_steps + cfg.phase2_steps)
+        factorize_config = replace(cfg.factorize, max_steps=max(1, cfg.phase1_steps + cfg.phase2_steps))
         model = RewardFactorization(factorize_config, featurizer_spec=featurizer.spec())
         hidden = phi_model.head.weight.shape[1]
-        head = torch.nn.Linear(hidden, cfg.n_factors, bias=False)
+        head = torch.nn.Linear(hidden, factorize_config.n_factors, bias=False)
         with torch.no_grad():
             head.weight.copy_(phi_model.head.weight.detach().float().cpu())
         model.head_ = head.eval()

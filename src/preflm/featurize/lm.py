@@ -82,7 +82,7 @@ def load_backbone(model: str, dtype: torch.dtype = torch.float32, adapter: str |
 
 
 def uses_chat_template(tokenizer, chat_template: bool) -> bool:
-    return bool(chat_template and getattr(tokenizer, "chat_template", None))
+    return bool(chat_template and tokenizer.chat_template)
 
 
 def format_texts(tokenizer, prompts: Sequence[str], responses: Sequence[str], chat_template: bool = True) -> list[str]:

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import importlib.util
 import os
-import random
 import time
 import warnings
 from concurrent.futures import ThreadPoolExecutor
@@ -209,7 +208,7 @@ class HFGenerator:
             return device
         if torch.cuda.is_available():
             return "cuda"
-        if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
+        if torch.backends.mps.is_available():
             return "mps"
         return "cpu"
 
@@ -241,11 +240,6 @@ class HFGenerator:
                 raise
             merged = [{"role": "user", "content": f"{system_prompt}\n\n{prompt}"}]
             return self.tokenizer.apply_chat_template(merged, tokenize=False, add_generation_prompt=True)
-
-    def _cache_argument(self) -> str:
-        import inspect
-
-        return "cache" if "cache" in inspect.signature(self.model.forward).parameters else "past_key_values"
 
     def _sample(
         self, contexts: list[str], repeats: int, config: GenerationConfig, max_new_tokens: int
@@ -289,7 +283,7 @@ class HFGenerator:
             if repeats > 1 and self.share_prefix and ids.shape[1] > 1:
                 try:
                     cache = self._prefix_cache(ids, mask, repeats)
-                    out = self.model.generate(**expanded, **options, **{self._cache_argument(): cache})
+                    out = self.model.generate(**expanded, **options, cache=cache)
                     return out[:, ids.shape[1] :].cpu()
                 except (TypeError, ValueError, RuntimeError, AttributeError) as err:
                     warnings.warn(f"{self.name}: sharing the prompt cache failed ({err}); encoding each sample's prompt")
@@ -301,10 +295,7 @@ class HFGenerator:
         """KV cache of every prompt token but the last, computed once and repeated for each sample."""
         from transformers import DynamicCache
 
-        try:
-            cache = DynamicCache(config=self.model.config)
-        except TypeError:
-            cache = DynamicCache()
+        cache = DynamicCache(config=self.model.config)
         positions = (mask.long().cumsum(-1) - 1).clamp(min=0)
         self.model(
             input_ids=ids[:, :-1],
@@ -312,7 +303,7 @@ class HFGenerator:
             position_ids=positions[:, :-1],
             use_cache=True,
             logits_to_keep=1,
-            **{self._cache_argument(): cache},
+            cache=cache,
         )
         cache.batch_repeat_interleave(repeats)
         return cache
@@ -384,12 +375,14 @@ class HFGenerator:
 
 
 class OpenAIGenerator:
-    """Any OpenAI-compatible chat endpoint (vLLM, llama.cpp server, Ollama, OpenAI) over httpx.
+    """Any OpenAI-compatible chat endpoint (vLLM, llama.cpp server, Ollama, OpenAI) through the ``openai`` client.
 
     ``base_url`` is the API root, e.g. ``http://localhost:8000/v1`` (``/v1`` is added when the URL has no
     path). n candidates come from the ``n`` parameter; servers that return fewer choices are asked again
-    for the rest. Requests for different prompts run ``concurrency`` at a time. Connection errors,
-    timeouts, 429 and 5xx replies are retried with exponential backoff; then :class:`GenerationError`.
+    for the rest. Requests for different prompts run ``concurrency`` at a time. The client retries
+    connection errors, timeouts, 408/409/429 and 5xx replies up to ``max_retries`` times with exponential
+    backoff (or the server's Retry-After); then :class:`GenerationError`. Without an API key (argument or
+    ``OPENAI_API_KEY``) the placeholder ``EMPTY`` is sent, which local servers accept.
     """
 
     def __init__(
@@ -400,8 +393,9 @@ class OpenAIGenerator:
         timeout: float = 60.0,
         max_retries: int = 3,
         concurrency: int = 8,
-        backoff: float = 0.5,
     ):
+        from openai import OpenAI
+
         parts = urlsplit(base_url)
         if parts.scheme not in ("http", "https") or not parts.netloc:
             raise ValueError(f"base_url must look like http://host:port/v1, got {base_url!r}")
@@ -409,12 +403,9 @@ class OpenAIGenerator:
         self.base_url = root if parts.path.strip("/") else f"{root}/v1"
         self.model = model
         self.name = f"openai:{self.base_url}#{model}"
-        self.max_retries, self.concurrency, self.backoff = max_retries, max(1, concurrency), backoff
-        import httpx
-
-        key = api_key if api_key is not None else os.environ.get("OPENAI_API_KEY")
-        headers = {"Authorization": f"Bearer {key}"} if key else {}
-        self._client = httpx.Client(timeout=timeout, headers=headers)
+        self.concurrency = max(1, concurrency)
+        key = api_key or os.environ.get("OPENAI_API_KEY") or "EMPTY"
+        self._client = OpenAI(base_url=self.base_url, api_key=key, timeout=timeout, max_retries=max_retries)
         self.tokens_generated = 0
         self.seconds = 0.0
 
@@ -427,36 +418,28 @@ class OpenAIGenerator:
     def __exit__(self, *exc) -> None:
         self.close()
 
-    def _post(self, payload: dict) -> dict:
-        """POST /chat/completions with retries; the parsed JSON reply."""
-        import httpx
+    def _create(self, **request):
+        """One chat completion; the client's errors (after its retries) as :class:`GenerationError`."""
+        import openai
 
         url = f"{self.base_url}/chat/completions"
-        problem = ""
-        for attempt in range(self.max_retries + 1):
-            if attempt:
-                time.sleep(self.backoff * 2 ** (attempt - 1) * (1 + 0.25 * random.random()))
-            try:
-                reply = self._client.post(url, json=payload)
-            except httpx.TimeoutException as err:
-                problem = f"timed out ({type(err).__name__})"
-                continue
-            except httpx.TransportError as err:
-                problem = f"is unreachable ({type(err).__name__}: {err})"
-                continue
-            if reply.status_code == 429 or reply.status_code >= 500:
-                problem = f"returned HTTP {reply.status_code}: {reply.text[:300]}"
-                continue
-            if reply.status_code >= 400:
-                raise GenerationError(f"{url} returned HTTP {reply.status_code}: {reply.text[:300]}")
-            try:
-                return reply.json()
-            except ValueError:
-                raise GenerationError(f"{url} returned a reply that is not JSON: {reply.text[:300]!r}") from None
-        raise GenerationError(
-            f"OpenAI-compatible endpoint {url} {problem} (after {self.max_retries + 1} attempts); "
-            "is the server running and the URL right?"
-        )
+        try:
+            return self._client.chat.completions.create(model=self.model, **request)
+        except openai.APIError as err:
+            attempts = int(err.request.headers.get("x-stainless-retry-count", 0)) + 1
+            if isinstance(err, openai.APIStatusError):
+                problem = f"returned HTTP {err.status_code}: {err.response.text[:300]}"
+            elif isinstance(err, openai.APITimeoutError):
+                problem = "timed out"
+            elif isinstance(err, openai.APIConnectionError):
+                cause = err.__cause__
+                problem = f"is unreachable ({type(cause).__name__}: {cause})" if cause else "is unreachable"
+            else:
+                problem = f"sent a reply the client could not read ({err})"
+            raise GenerationError(
+                f"OpenAI-compatible endpoint {url} {problem} (after {attempts} attempt{'s' * (attempts > 1)}); "
+                "is the server running and the URL right?"
+            ) from None
 
     def _complete(self, prompt: str, system: str | None, n: int, config: GenerationConfig) -> list[str]:
         messages = [{"role": "user", "content": prompt}]
@@ -465,26 +448,25 @@ class OpenAIGenerator:
         texts: list[str] = []
         request = 0
         while len(texts) < n:
-            payload = {
-                "model": self.model,
-                "messages": messages,
-                "n": 1 if config.greedy else n - len(texts),
-                "max_tokens": config.max_new_tokens,
-                "temperature": config.temperature,
-                "top_p": config.top_p,
-                "seed": config.seed + request,
-            }
-            if config.stop:
-                payload["stop"] = list(config.stop)
-            reply = self._post(payload)
+            reply = self._create(
+                messages=messages,
+                n=1 if config.greedy else n - len(texts),
+                max_tokens=config.max_new_tokens,
+                temperature=config.temperature,
+                top_p=config.top_p,
+                seed=config.seed + request,
+                **({"stop": list(config.stop)} if config.stop else {}),
+            )
             try:
-                choices = [c["message"]["content"] or "" for c in reply["choices"]]
-            except (KeyError, TypeError) as err:
-                raise GenerationError(f"{self.base_url}: reply has no choices[].message.content ({err!r})") from None
+                choices = [c.message.content or "" for c in reply.choices]
+            except (AttributeError, TypeError):
+                raise GenerationError(
+                    f"{self.base_url}: reply has no choices[].message.content: {str(reply)[:300]!r}"
+                ) from None
             if not choices:
                 raise GenerationError(f"{self.base_url}: reply has an empty choices list")
-            usage = reply.get("usage") or {}
-            self.tokens_generated += int(usage.get("completion_tokens") or 0)
+            if reply.usage is not None:
+                self.tokens_generated += int(reply.usage.completion_tokens or 0)
             texts.extend(choices)
             request += 1
             if config.greedy and texts:
