@@ -114,7 +114,7 @@ def test_registered_baselines_build_methods_that_run_under_their_names():
     features = rng.normal(size=(60, 3))
     features, split = planted_split(rng.normal(size=(14, 3)) @ features.T, features, 8, 30, 10, 10, n_pairs=120, seed=8)
     for name in BASELINE_NAMES:
-        method = METHODS[name](split.train, FactorizeConfig(n_factors=2))
+        method = METHODS[name](FactorizeConfig(n_factors=2))
         accuracy, _ = run_harness(method, features, split, (2,))
         assert method.name == name and 0.0 <= accuracy[2] <= 1.0
 

@@ -20,11 +20,11 @@ from preflm.baselines.pooled import PooledRewardModel, pooled_method
 from preflm.baselines.vpl import VPLModel, vpl_method
 
 BASELINES = {
-    "pooled": lambda matrix, config: pooled_method(),
-    "per_user": lambda matrix, config: per_user_method(),
-    "vpl": lambda matrix, config: vpl_method(latent_dim=config.n_factors),
-    "pal": lambda matrix, config: pal_method(n_prototypes=config.n_factors),
-    "lore": lambda matrix, config: lore_method(n_basis=config.n_factors),
+    "pooled": lambda config: pooled_method(),
+    "per_user": lambda config: per_user_method(),
+    "vpl": lambda config: vpl_method(latent_dim=config.n_factors),
+    "pal": lambda config: pal_method(n_prototypes=config.n_factors),
+    "lore": lambda config: lore_method(n_basis=config.n_factors),
 }
 BASELINE_NAMES = tuple(BASELINES)
 

@@ -15,7 +15,7 @@ from preflm.factorize import FactorizeConfig
 from preflm.factorize.pipeline import featurize_items
 from preflm.featurize import CachedFeaturizer, featurizer_from_name
 
-MethodFactory = Callable[[AnswerMatrix, FactorizeConfig], Method]
+MethodFactory = Callable[[FactorizeConfig], Method]
 METHODS: dict[str, MethodFactory] = {}
 
 
@@ -52,7 +52,7 @@ def run_evaluation(
             continue
         if name not in METHODS:
             raise ValueError(f"unknown method {name!r}; known: {sorted(METHODS)}")
-        chosen.append(METHODS[name](matrix, config))
+        chosen.append(METHODS[name](config))
     table, info = evaluate_methods(features, split, chosen, harness_config, progress)
     results = summarize(table, info)
     if j_values:
