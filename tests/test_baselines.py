@@ -47,7 +47,7 @@ def planted_split(item_rewards, features, n_seen, answers_per_seen, pool_size, t
     matrix, order = planted_answers(
         item_rewards, n_seen, answers_per_seen, pool_size, test_size, n_pairs, np.random.default_rng(seed)
     )
-    return features[order], split_answers(matrix)
+    return features[order], split_answers(matrix, protocol="seen-prompts")
 
 
 def run_harness(method, features, split, budgets):

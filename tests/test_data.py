@@ -136,7 +136,7 @@ def test_split_column_is_honoured():
         {"user_id": "new", "prompt": "p", "response_a": "x", "response_b": "z", "preference": "a", "split": "pool"},
         {"user_id": "new", "prompt": "p", "response_a": "y", "response_b": "z", "preference": "b", "split": "test"},
     ]
-    split = split_answers(AnswerMatrix.from_frame(load_preferences_frame(rows)), seed=123)
+    split = split_answers(AnswerMatrix.from_frame(load_preferences_frame(rows)), seed=123, protocol="seen-prompts")
     assert split.train.n_answers == 3 and split.pool.n_answers == 1 and split.test.n_answers == 1
     assert list(split.new_users) == [2]
 
@@ -146,7 +146,7 @@ def test_split_column_rejects_a_pair_in_both_pool_and_test():
             {"user_id": "n", "prompt": "p", "response_a": "x", "response_b": "y", "preference": "a", "split": "pool"},
             {"user_id": "n", "prompt": "p", "response_a": "y", "response_b": "x", "preference": "b", "split": "test"}]
     with pytest.raises(DataError, match="same pair in pool and test"):
-        split_answers(AnswerMatrix.from_frame(load_preferences_frame(rows)))
+        split_answers(AnswerMatrix.from_frame(load_preferences_frame(rows)), protocol="seen-prompts")
 
 
 def test_json_array_file(tmp_path):
@@ -169,15 +169,82 @@ def test_random_split_by_user_and_pair():
         for u in range(20) for i in range(30)
     ]
     matrix = AnswerMatrix.from_frame(load_preferences_frame(rows))
-    split = split_answers(matrix, new_user_fraction=0.25, seed=1)
+    split = split_answers(matrix, new_user_fraction=0.25, seed=1, protocol="seen-prompts")
     seen, new = set(split.train.answer_user), set(split.pool.answer_user) | set(split.test.answer_user)
     assert len(new) == 5 and not seen & new
     for user in new:
         pool_pairs = set(split.pool.answer_pair[split.pool.answer_user == user])
         test_pairs = set(split.test.answer_pair[split.test.answer_user == user])
         assert pool_pairs and test_pairs and not pool_pairs & test_pairs
-    again = split_answers(matrix, new_user_fraction=0.25, seed=1)
+    again = split_answers(matrix, new_user_fraction=0.25, seed=1, protocol="seen-prompts")
     assert np.array_equal(again.test.answer_pair, split.test.answer_pair)
+
+
+def many_prompt_rows(n_users=20, n_prompts=30, seed=0):
+    """Every user answers two pairs (of four responses) on each of ``n_prompts`` prompts."""
+    rng = np.random.default_rng(seed)
+    return [
+        {"user_id": f"u{u}", "prompt": f"question {q}", "response_a": f"q{q} r{i}", "response_b": f"q{q} r{i + 1}",
+         "preference": float(rng.random() < 0.5)}
+        for u in range(n_users) for q in range(n_prompts) for i in (0, 2)
+    ]
+
+
+def split_prompts(split):
+    return [set(part.item_prompts[part.pairs[part.answer_pair, 0]]) for part in (split.train, split.pool, split.test)]
+
+
+def test_unseen_prompts_split_never_shares_a_prompt():
+    matrix = AnswerMatrix.from_frame(load_preferences_frame(many_prompt_rows()))
+    split = split_answers(matrix, new_user_fraction=0.25, seed=3)
+    assert split.protocol == "unseen-prompts"
+    train, pool, test = split_prompts(split)
+    assert train and pool and test
+    assert not train & pool and not train & test and not pool & test
+    assert len(train) == 22 and len(pool) == len(test) == 4
+    seen, new = set(split.train.answer_user), set(split.pool.answer_user) | set(split.test.answer_user)
+    assert len(new) == 5 and not seen & new and len(split.new_users) == 5
+    assert split.train.n_answers == 15 * 22 * 2 and split.pool.n_answers == 5 * 4 * 2
+    again = split_answers(matrix, new_user_fraction=0.25, seed=3)
+    assert split_prompts(again) == [train, pool, test]
+    assert split_prompts(split_answers(matrix, new_user_fraction=0.25, seed=4)) != [train, pool, test]
+
+
+@pytest.mark.parametrize("extra, message", [
+    ({"prompt": "question 0", "split": "pool"}, "both train and pool"),
+    ({"prompt": "question 1", "response_a": "q1 r2", "response_b": "q1 r3", "split": "test"}, "both pool and test"),
+])
+def test_split_column_rejects_a_shared_prompt_under_unseen_prompts(extra, message):
+    def row(user, prompt, split, a="r0", b="r1"):
+        return {"user_id": user, "prompt": prompt, "response_a": a, "response_b": b, "preference": "a", "split": split}
+
+    rows = [row("u1", "question 0", "train"), row("u2", "question 0", "train"),
+            row("n", "question 1", "pool"), row("n", "question 2", "test")]
+    assert split_answers(AnswerMatrix.from_frame(load_preferences_frame(rows))).pool.n_answers == 1
+    rows.append({**row("n", "", ""), **extra})
+    matrix = AnswerMatrix.from_frame(load_preferences_frame(rows))
+    with pytest.raises(DataError, match=message):
+        split_answers(matrix)
+    assert split_answers(matrix, protocol="seen-prompts").protocol == "seen-prompts"
+
+
+def test_unseen_prompts_needs_three_prompts_and_a_known_protocol():
+    matrix = AnswerMatrix.from_frame(load_preferences_frame(many_prompt_rows(n_prompts=2)))
+    with pytest.raises(ValueError, match="at least 3 distinct prompts"):
+        split_answers(matrix)
+    with pytest.raises(ValueError, match="protocol must be one of"):
+        split_answers(matrix, protocol="by-pair")
+
+
+def test_prompt_holdout_mask_holds_out_whole_prompts():
+    from preflm.data.split import answer_prompts, prompt_holdout_mask
+
+    matrix = AnswerMatrix.from_frame(load_preferences_frame(many_prompt_rows()))
+    held = prompt_holdout_mask(matrix, 0.2, seed=0)
+    codes, _ = answer_prompts(matrix)
+    assert len(np.unique(codes[held])) == 6
+    assert not set(codes[held]) & set(codes[~held])
+    assert not prompt_holdout_mask(matrix, 0.0).any()
 
 
 def test_load_questions(tmp_path):

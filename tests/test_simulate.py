@@ -289,3 +289,48 @@ def test_write_world_round_trip(tmp_path):
     assert judged == pytest.approx([row["true_reward_a"], row["true_reward_b"]])
     many = true_reward(np.stack(list(users.values())), [row["response_a"]])
     assert many.shape == (1, len(users))
+
+
+def _split_prompts(frame: pd.DataFrame) -> dict[str, set[str]]:
+    return {name: set(rows["prompt"]) for name, rows in frame.groupby("split")}
+
+
+def test_world_writes_unseen_prompt_splits_by_default(small_world):
+    from preflm.data import AnswerMatrix, normalize_frame, split_answers
+
+    frame = small_world.to_frame()
+    prompts = _split_prompts(frame)
+    assert not prompts["train"] & prompts["pool"] and not prompts["train"] & prompts["test"]
+    assert not prompts["pool"] & prompts["test"]
+    assert len(prompts["train"]) == 14 and len(prompts["pool"]) == len(prompts["test"]) == 3
+    split = split_answers(AnswerMatrix.from_frame(normalize_frame(frame)))
+    assert len(split.new_users) == round(0.25 * 90)
+
+
+def test_world_seen_prompts_option_and_too_few_prompts():
+    frame = build_world(WorldConfig(seed=3, protocol="seen-prompts", **SMALL)).to_frame()
+    prompts = _split_prompts(frame)
+    assert prompts["pool"] & prompts["train"] and prompts["test"] & prompts["train"]
+    with pytest.raises(ValueError, match="new users' pool answers need 60 distinct pairs"):
+        build_world(WorldConfig(seed=3, **{**SMALL, "pool_size": 60}))
+    with pytest.raises(ValueError, match="protocol must be one of"):
+        WorldConfig(protocol="by-pair")
+
+
+def test_dsp_unseen_queries(tmp_path):
+    """A tiny DSP-format file: queries never straddle train, pool and test; seen-prompts mixes them."""
+    from preflm.simulate.dsp import SOURCES, dsp_frame
+
+    rng = np.random.default_rng(0)
+    items = [{"query": f"query {q}", "responses": {s: f"{s} answer {q} {rng.integers(1000)}" for s in SOURCES}}
+             for q in range(40)]
+    path = tmp_path / "dsp.json"
+    path.write_text(json.dumps(items))
+    small = dict(n_mixture_users=15, train_answers_per_user=60, pool_size=20, test_size=20)
+    prompts = _split_prompts(dsp_frame(path, seed=1, **small))
+    assert not prompts["train"] & prompts["pool"] and not prompts["train"] & prompts["test"]
+    assert not prompts["pool"] & prompts["test"] and len(prompts["pool"]) == 6
+    mixed = _split_prompts(dsp_frame(path, seed=1, protocol="seen-prompts", **small))
+    assert mixed["pool"] & mixed["train"]
+    with pytest.raises(ValueError, match="the pool queries have only 60"):
+        dsp_frame(path, seed=1, **{**small, "pool_size": 100})

@@ -3,7 +3,9 @@
 from preflm.featurize.base import ConcatFeaturizer, Featurizer, build_featurizer, register_featurizer
 from preflm.featurize.cache import CachedFeaturizer
 from preflm.featurize.embedding import DEFAULT_EMBEDDER, SentenceEmbeddingFeaturizer
+from preflm.featurize.layers import EncoderLayersFeaturizer
 from preflm.featurize.lm import CausalLMFeaturizer
+from preflm.featurize.ngrams import HashedNgramFeaturizer
 from preflm.featurize.text_stats import TextStatsFeaturizer
 
 
@@ -15,23 +17,37 @@ def default_featurizer(model: str = DEFAULT_EMBEDDER, stats: bool = True, text: 
     return ConcatFeaturizer(parts) if len(parts) > 1 else parts[0]
 
 
-def featurizer_from_name(name: str):
-    """CLI names: ``minilm+stats`` (default), ``minilm``, ``stats``, ``st:<hub id or path>[+stats]``,
-    or a causal-LM backbone ``lm:smollm2`` / ``lm:<hub id or path>`` (last-token pooling, as in the paper)."""
-    with_stats = name.endswith("+stats")
-    base = name[: -len("+stats")] if with_stats else name
-    if base == "stats":
+FEATURIZER_NAMES = "minilm, stats, ngrams, minilm-layers, st:<model>, st-layers:<model>, lm:<model>"
+
+
+def _part_from_name(name: str):
+    if name == "stats":
         return TextStatsFeaturizer()
-    if base == "minilm":
-        return default_featurizer(stats=with_stats)
-    if base.startswith("lm:"):
-        backbone = CausalLMFeaturizer(base[3:])
-        return ConcatFeaturizer([backbone, TextStatsFeaturizer()]) if with_stats else backbone
-    if base.startswith("st:"):
-        return default_featurizer(base[3:], stats=with_stats)
-    raise ValueError(
-        f"unknown featurizer {name!r}: use minilm+stats, minilm, stats, st:<model>[+stats] or lm:<model>[+stats]"
-    )
+    if name == "minilm":
+        return SentenceEmbeddingFeaturizer()
+    if name == "ngrams":
+        return HashedNgramFeaturizer()
+    if name == "minilm-layers":
+        return EncoderLayersFeaturizer()
+    if name.startswith("st-layers:"):
+        return EncoderLayersFeaturizer(name[len("st-layers:"):])
+    if name.startswith("lm:"):
+        return CausalLMFeaturizer(name[3:])
+    if name.startswith("st:"):
+        return SentenceEmbeddingFeaturizer(name[3:])
+    raise ValueError(f"unknown featurizer {name!r}: combine with '+' any of {FEATURIZER_NAMES}")
+
+
+def featurizer_from_name(name: str):
+    """CLI names, parts joined by ``+`` and concatenated, e.g. ``minilm+stats`` (default) or ``ngrams+stats``.
+
+    Parts: ``minilm`` (sentence embedding), ``stats`` (text statistics), ``ngrams`` (hashed word and
+    character n-grams, projected), ``minilm-layers`` / ``st-layers:<model>`` (mean-pooled hidden states
+    of several encoder layers), ``st:<hub id or path>``, and a causal-LM backbone ``lm:smollm2`` /
+    ``lm:<hub id or path>`` (last-token pooling, as in the paper).
+    """
+    parts = [_part_from_name(part) for part in name.split("+")]
+    return ConcatFeaturizer(parts) if len(parts) > 1 else parts[0]
 
 
 __all__ = [
@@ -40,6 +56,9 @@ __all__ = [
     "CachedFeaturizer",
     "ConcatFeaturizer",
     "DEFAULT_EMBEDDER",
+    "EncoderLayersFeaturizer",
+    "FEATURIZER_NAMES",
+    "HashedNgramFeaturizer",
     "Featurizer",
     "SentenceEmbeddingFeaturizer",
     "TextStatsFeaturizer",

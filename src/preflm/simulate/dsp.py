@@ -4,6 +4,10 @@ Each DSP item is a query with five responses, one per source (academy, business,
 literature, normal). A user is a weighting over the sources (the five pure-domain users plus random
 mixtures); the reward of a response is the weight of its source, so the true base features are the
 source indicator, giving an oracle and a known-phi bound. Answers are drawn Bradley-Terry.
+
+By default (``protocol="unseen-prompts"``) the queries are partitioned into train / pool / test
+groups: seen users answer on train queries only, new users are asked on pool queries and tested on
+test queries, so the evaluation measures base rewards on queries no one has rated.
 """
 
 from __future__ import annotations
@@ -14,6 +18,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from preflm.data.split import DEFAULT_PROMPT_FRACTIONS, PROTOCOLS, partition_prompts
 from preflm.simulate.world import simulate_preferences
 
 SOURCES = ("academy", "business", "entertainment", "literature", "normal")
@@ -37,13 +42,19 @@ def dsp_frame(
     test_size: int = 100,
     temperature: float = 0.1,
     tie_margin: float = 0.02,
+    protocol: str = "unseen-prompts",
+    prompt_fractions: tuple[float, float, float] = DEFAULT_PROMPT_FRACTIONS,
 ) -> pd.DataFrame:
     """Answers table (with split, true rewards and true features) built from the DSP json file.
 
     Items with a missing or empty response are left out (one in the public file), and so are pairs
     whose two responses are the same text (some domain answers repeat the Alpaca one) and repeats of
     a pair already listed (a few queries occur twice), so no new user is tested on a question it was asked.
+    Under ``unseen-prompts`` the groups partition the distinct query texts (``prompt_fractions``: train,
+    pool, test), so a repeated query never straddles two groups.
     """
+    if protocol not in PROTOCOLS:
+        raise ValueError(f"protocol must be one of {PROTOCOLS}, got {protocol!r}")
     items = [
         item
         for item in json.loads(Path(source_json).read_text())
@@ -66,13 +77,33 @@ def dsp_frame(
         seen.add(key)
     query, src_a, src_b = query[keep], src_a[keep], src_b[keep]
     n_pairs = len(query)
+    if protocol == "unseen-prompts":
+        texts, code = np.unique([items[q]["query"] for q in query], return_inverse=True)
+        group = partition_prompts(len(texts), prompt_fractions, rng)[code.reshape(-1)]
+    else:
+        group = np.full(n_pairs, "any")
+    by_group = {g: np.flatnonzero(group == g) for g in np.unique(group)}
+    wanted = [("train", train_answers_per_user), ("pool", pool_size), ("test", test_size)]
+    if protocol == "seen-prompts":
+        wanted = [("any", train_answers_per_user), ("any", pool_size + test_size)]
+    for name, need in wanted:
+        if need > len(by_group[name]):
+            raise ValueError(
+                f"DSP {protocol}: {need} answers per user need as many distinct pairs, "
+                f"but the {name} queries have only {len(by_group[name])}"
+            )
     rows = []
     for user in range(n_users):
-        if is_new[user]:
+        if is_new[user] and protocol == "unseen-prompts":
+            asked = np.concatenate([rng.choice(by_group["pool"], pool_size, replace=False),
+                                    rng.choice(by_group["test"], test_size, replace=False)])
+            split = np.array(["pool"] * pool_size + ["test"] * test_size)
+        elif is_new[user]:
             asked = rng.choice(n_pairs, pool_size + test_size, replace=False)
             split = np.array(["pool"] * pool_size + ["test"] * test_size)
         else:
-            asked = rng.choice(n_pairs, train_answers_per_user, replace=False)
+            asked = rng.choice(by_group["train" if protocol == "unseen-prompts" else "any"],
+                               train_answers_per_user, replace=False)
             split = np.full(len(asked), "train")
         swap = rng.random(len(asked)) < 0.5
         a = np.where(swap, src_b[asked], src_a[asked])

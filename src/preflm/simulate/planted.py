@@ -97,4 +97,5 @@ def make_planted_problem(
         weights @ true_phi.T, n_seen_users, answers_per_seen_user, pool_size, test_size, n_pairs, rng
     )
     matrix = AnswerMatrix(**{**matrix.__dict__, "item_true_features": true_phi[order]})
-    return PlantedProblem(features[order], true_phi[order], weights, matrix, split_answers(matrix))
+    split = split_answers(matrix, protocol="seen-prompts")  # one shared prompt: pairs, not prompts, are held out
+    return PlantedProblem(features[order], true_phi[order], weights, matrix, split)

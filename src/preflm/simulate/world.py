@@ -19,6 +19,8 @@ from typing import Sequence
 import numpy as np
 import pandas as pd
 
+from preflm.data.split import DEFAULT_PROMPT_FRACTIONS, PROTOCOLS, partition_prompts
+
 from .attributes import ATTRIBUTE_NAMES, ATTRIBUTES, score_texts
 from .bank import PROMPTS, PromptEntry
 from .styles import DEFAULT_STYLE_PROBS, candidates_for_prompt
@@ -138,7 +140,12 @@ def oracle_accuracy(frame: pd.DataFrame) -> float:
 
 @dataclass
 class WorldConfig:
-    """Knobs of ``build_world``; the defaults give ~120 users and ~34k answers."""
+    """Knobs of ``build_world``; the defaults give ~120 users and ~34k answers.
+
+    ``protocol="unseen-prompts"`` (default) partitions the prompts by ``prompt_fractions`` (train,
+    pool, test): seen users answer on train prompts only, new users are asked on pool prompts and
+    tested on test prompts. ``"seen-prompts"`` draws everyone's pairs from all prompts.
+    """
 
     seed: int = 0
     n_prompts: int | None = None
@@ -151,6 +158,12 @@ class WorldConfig:
     temperature: float = DEFAULT_TEMPERATURE
     tie_margin: float = DEFAULT_TIE_MARGIN
     style_probs: tuple[float, float, float] = DEFAULT_STYLE_PROBS
+    protocol: str = "unseen-prompts"
+    prompt_fractions: tuple[float, float, float] = DEFAULT_PROMPT_FRACTIONS
+
+    def __post_init__(self) -> None:
+        if self.protocol not in PROTOCOLS:
+            raise ValueError(f"protocol must be one of {PROTOCOLS}, got {self.protocol!r}")
 
 
 @dataclass(frozen=True)
@@ -286,8 +299,8 @@ def build_world(config: WorldConfig | None = None) -> World:
     k = cfg.candidates_per_prompt
     if k < 2:
         raise ValueError("candidates_per_prompt must be at least 2 to form pairs")
-    streams = [np.random.default_rng(s) for s in np.random.SeedSequence(cfg.seed).spawn(6)]
-    rng_prompts, rng_cands, rng_users, rng_new, rng_pairs, rng_answers = streams
+    streams = [np.random.default_rng(s) for s in np.random.SeedSequence(cfg.seed).spawn(7)]
+    rng_prompts, rng_cands, rng_users, rng_new, rng_pairs, rng_answers, rng_groups = streams
 
     prompts = list(PROMPTS)
     if cfg.n_prompts is not None:
@@ -317,22 +330,38 @@ def build_world(config: WorldConfig | None = None) -> World:
     offsets = np.arange(len(prompts))[:, None] * k
     pair_a = (offsets + first).ravel()
     pair_b = (offsets + second).ravel()
-    n_pairs = len(pair_a)
-    need = max(
-        cfg.train_answers_per_user if n_new < len(users) else 0,
-        cfg.pool_size + cfg.test_size if n_new else 0,
-    )
-    if need > n_pairs:
-        raise ValueError(f"users need {need} distinct pairs but the world has only {n_pairs}")
+    pair_prompt = np.repeat(np.arange(len(prompts)), len(first))
+    if cfg.protocol == "unseen-prompts":
+        group = partition_prompts(len(prompts), cfg.prompt_fractions, rng_groups)[pair_prompt]
+        train_pairs, pool_pairs, test_pairs = (np.flatnonzero(group == g) for g in ("train", "pool", "test"))
+    else:
+        train_pairs = pool_pairs = test_pairs = np.arange(len(pair_a))
+    needs = [("seen users' train", cfg.train_answers_per_user if n_new < len(users) else 0, train_pairs)]
+    if cfg.protocol == "unseen-prompts":
+        needs += [("new users' pool", cfg.pool_size if n_new else 0, pool_pairs),
+                  ("new users' test", cfg.test_size if n_new else 0, test_pairs)]
+    else:
+        needs += [("new users' pool + test", cfg.pool_size + cfg.test_size if n_new else 0, pool_pairs)]
+    for what, need, available in needs:
+        if need > len(available):
+            raise ValueError(
+                f"{what} answers need {need} distinct pairs but the world has only {len(available)} there "
+                f"({len(prompts)} prompts x {len(first)} pairs, protocol {cfg.protocol}): "
+                "use more prompts or candidates_per_prompt, or fewer answers per user"
+            )
 
     user_idx, pair_idx, splits = [], [], []
     for i, user in enumerate(users):
-        if user.is_new:
-            chosen = rng_pairs.choice(n_pairs, size=cfg.pool_size + cfg.test_size, replace=False)
+        if not user.is_new:
+            chosen = rng_pairs.choice(train_pairs, size=cfg.train_answers_per_user, replace=False)
+            split = np.full(cfg.train_answers_per_user, "train")
+        elif cfg.protocol == "unseen-prompts":
+            chosen = np.concatenate([rng_pairs.choice(pool_pairs, size=cfg.pool_size, replace=False),
+                                     rng_pairs.choice(test_pairs, size=cfg.test_size, replace=False)])
             split = np.array(["pool"] * cfg.pool_size + ["test"] * cfg.test_size)
         else:
-            chosen = rng_pairs.choice(n_pairs, size=cfg.train_answers_per_user, replace=False)
-            split = np.full(cfg.train_answers_per_user, "train")
+            chosen = rng_pairs.choice(pool_pairs, size=cfg.pool_size + cfg.test_size, replace=False)
+            split = np.array(["pool"] * cfg.pool_size + ["test"] * cfg.test_size)
         user_idx.append(np.full(len(chosen), i))
         pair_idx.append(chosen)
         splits.append(split)
