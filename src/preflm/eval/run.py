@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Callable
 
 from preflm.data import AnswerMatrix, load_preferences, split_answers
+from preflm.data.split import DEFAULT_PROTOCOL
 import pandas as pd
 
 from preflm.eval.harness import HarnessConfig, Method, evaluate_methods, j_sweep, standard_methods, summarize
@@ -35,6 +36,7 @@ def run_evaluation(
     j_values: list[int] | None = None,
     new_user_fraction: float = 0.2,
     seed: int = 0,
+    protocol: str = DEFAULT_PROTOCOL,
     progress: bool = True,
     user_column: str = "user_id",
 ) -> tuple[dict, pd.DataFrame]:
@@ -42,7 +44,7 @@ def run_evaluation(
     config = factorize_config or FactorizeConfig()
     frame = load_preferences(data, user_column=user_column)
     matrix = AnswerMatrix.from_frame(frame, source=str(data))
-    split = split_answers(matrix, new_user_fraction=new_user_fraction, seed=seed)
+    split = split_answers(matrix, new_user_fraction=new_user_fraction, seed=seed, protocol=protocol)
     started = time.perf_counter()
     features = featurize_items(matrix, CachedFeaturizer(featurizer_from_name(featurizer)))
     featurize_seconds = time.perf_counter() - started
@@ -62,6 +64,8 @@ def run_evaluation(
         featurizer=featurizer,
         factorize_config=config.to_dict(),
         split_from_file="split" in frame.columns,
+        protocol=protocol,
+        validation_by=config.validation_by,
         n_items=int(matrix.n_items),
         featurize_seconds=featurize_seconds,
     )

@@ -15,31 +15,20 @@ import torch
 from tqdm.auto import tqdm
 
 from preflm.data.matrix import AnswerMatrix
+from preflm.data.split import prompt_holdout_mask
 
 VALIDATION_UNITS = ("prompt", "answer")
-DEFAULT_VALIDATION_BY = "answer"
+DEFAULT_VALIDATION_BY = "prompt"
 
 
 def validation_mask(answers: AnswerMatrix, fraction: float, seed: int, by: str = DEFAULT_VALIDATION_BY) -> np.ndarray:
-    """Which answers to hold out: whole prompts (``by="prompt"``) or random answers (``by="answer"``).
-
-    With prompts, each prompt is held out with probability ``fraction``; at least one prompt is held
-    out and one kept whenever there are two or more and ``fraction > 0``.
-    """
+    """Which answers to hold out: whole prompts (``by="prompt"``, :func:`preflm.data.split.prompt_holdout_mask`)
+    or random answers (``by="answer"``)."""
     if by not in VALIDATION_UNITS:
         raise ValueError(f"validation by {by!r}: use one of {VALIDATION_UNITS}")
-    rng = np.random.default_rng(seed)
-    if by == "answer" or fraction <= 0:
-        return rng.random(answers.n_answers) < fraction
-    pair_prompt = answers.item_prompts[answers.pairs[:, 0]]
-    codes = np.unique(pair_prompt.astype(str), return_inverse=True)[1]
-    n_prompts = int(codes.max()) + 1 if len(codes) else 0
-    held = rng.random(n_prompts) < fraction
-    if n_prompts >= 2 and not held.any():
-        held[rng.integers(n_prompts)] = True
-    if n_prompts >= 2 and held.all():
-        held[rng.integers(n_prompts)] = False
-    return held[codes[answers.answer_pair]]
+    if by == "prompt":
+        return prompt_holdout_mask(answers, fraction, seed)
+    return np.random.default_rng(seed).random(answers.n_answers) < fraction
 
 
 def train_with_early_stopping(
