@@ -28,6 +28,7 @@ from preflm.data.records import SPLITS, DataError
 ANSWER_COLUMNS = ("user_id", "prompt", "response_a", "response_b", "preference")
 TRUTH_COLUMNS = ("true_reward_a", "true_reward_b", "true_features_a", "true_features_b")
 DATA_SUFFIXES = (".jsonl", ".json", ".ndjson", ".jsonl.gz", ".json.gz", ".parquet")
+METADATA_FILES = ("dataset_info.json", "dataset_infos.json", "dataset_dict.json", "state.json")
 _LABEL_VALUE = {"a": 1.0, "b": 0.0, "tie": 0.5}
 _BRACKET_QUOTED = re.compile(r"""^\[\s*(['"])(.*)\1\s*\]$""", re.DOTALL)
 
@@ -223,7 +224,8 @@ def read_source(
 
     ``hf:<id>[#config]`` loads from the Hugging Face hub (online) and joins all its splits, noting
     each row's split under ``_hf_split``. In a folder, the first file named in ``prefer`` is read,
-    or else every data file (JSON lines, JSON, Parquet) below it, in name order.
+    or else every data file (JSON lines, JSON, Parquet) below it, in name order, skipping hidden
+    folders (``.cache``, ``.argilla``) and ``datasets`` metadata files.
     """
     text = str(source)
     if text.startswith("hf:"):
@@ -237,7 +239,14 @@ def read_source(
             return _read_saved_dataset(path, max_rows)
         files = [path / name for name in prefer if (path / name).is_file()][:1]
         if not files:
-            files = sorted(p for p in path.rglob("*") if p.is_file() and p.name.lower().endswith(DATA_SUFFIXES))
+            files = sorted(
+                p
+                for p in path.rglob("*")
+                if p.is_file()
+                and p.name.lower().endswith(DATA_SUFFIXES)
+                and p.name not in METADATA_FILES
+                and not any(part.startswith(".") for part in p.relative_to(path).parts)
+            )
         if not files:
             raise DataError(text, f"no data files ({', '.join(DATA_SUFFIXES)}) in the folder")
     else:

@@ -10,7 +10,8 @@ A unit only seen users answered goes to train and one only new users answered is
 datasets whose prompts are each one user's own (PRISM, Chatbot Arena) lose nearly nothing; a unit
 both kinds answered is held out with probability ``heldout_fraction``. A new user's own units are
 split between pool and test per user (``test_fraction`` of them, at least one each), so every new
-user with two or more units gets both.
+user with two or more units gets both; shared held-out units are drawn, and if all land on one side
+one is moved across, so neither pool nor test is ever empty.
 """
 
 from __future__ import annotations
@@ -120,6 +121,11 @@ def assign_unseen_prompt_split(
         per_user = k >= 2
         is_test[units[per_user]] = rank[per_user] < n_test[per_user]
 
+    used = np.unique(unit[held_new])
+    if len(used) >= 2 and len(np.unique(is_test[used])) == 1:
+        flip = used[np.argmin(unit_key[used])]  # all held-out units landed on one side: move one across
+        is_test[flip] = not is_test[flip]
+
     row_held = heldout[unit]
     split = np.where(
         row_new,
@@ -142,7 +148,7 @@ def check_unseen_prompt_split(frame: pd.DataFrame) -> None:
     user, prompt = frame["user_id"].to_numpy(), frame["prompt"].to_numpy()
     both = np.intersect1d(user[split == "train"].astype(str), user[split != "train"].astype(str))
     if both.size:
-        raise ValueError(f"user {both[0]!r} has both train and pool/test answers")
+        raise ValueError(f"user {str(both[0])!r} has both train and pool/test answers")
     for first, second in (("train", "pool"), ("train", "test"), ("pool", "test")):
         shared = set(prompt[split == first]) & set(prompt[split == second])
         if shared:

@@ -4,7 +4,8 @@ Each comparison row has ``info`` (post ``id``, ``post``, ``title``, ``subreddit`
 CNN/DM), two ``summaries`` (``text``, ``policy``), the ``choice`` (0 or 1), the ``worker`` and the
 dataset's ``split`` (``train``, ``valid1``, ``valid2``). The prompt is the post in the usual TL;DR form
 (``SUBREDDIT: r/...`` / ``TITLE: ...`` / ``POST: ...``). Reads the ``comparisons/batch*.json`` files as
-downloaded (a folder or one file) or ``hf:openai/summarize_from_feedback`` (config ``comparisons``).
+downloaded (the download's root, whose ``axis_evals`` are skipped, the ``comparisons`` folder or one
+file) or ``hf:openai/summarize_from_feedback`` (config ``comparisons``).
 
 ``workers="pal"`` reproduces the worker split of the PAL paper (Chen et al. 2025, after Li et al. 2024):
 only comparisons between two supervised-policy summaries; the seen users are the 10 workers with the
@@ -49,7 +50,8 @@ def convert_tldr(
         raise ValueError(f"workers must be 'all' or 'pal', got {workers!r}")
     config = config or ConvertConfig()
     summary = ConversionSummary("tldr", str(source))
-    rows = read_source(source, "comparisons", (), config.max_rows)
+    folder = Path(source) / "comparisons" if not str(source).startswith("hf:") else None
+    rows = read_source(folder if folder is not None and folder.is_dir() else source, "comparisons", (), config.max_rows)
     summary.rows_read = len(rows)
     frame = tldr_answers(rows, summary)
     if workers == "all":
