@@ -369,7 +369,7 @@ def _option_value(text: str):
 @app.command()
 def convert(
     name: str = typer.Argument(..., help="prism, tldr, multipref, arena or personalllm."),
-    source: str = typer.Argument(..., help="The dataset as downloaded (file or folder), or hf:<id>[#config] (online)."),
+    source: str = typer.Argument(..., help="The dataset as downloaded (file or folder), or hf:<id> or hf:<id>#<config> (online)."),
     out: Path = typer.Option(..., help="Output file: .jsonl, .csv or .parquet."),
     min_answers: int = typer.Option(10, help="Fewest answers a user needs (before and after the split)."),
     dedup: bool = typer.Option(True, help="Keep only the first of a user's repeated answers to one prompt and pair."),

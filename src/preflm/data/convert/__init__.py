@@ -67,7 +67,23 @@ def convert(
     unknown = sorted(set(options) - set(known))
     if unknown:
         raise ValueError(f"unknown option(s) {unknown} for {name}; known: {', '.join(known) or 'none'}")
+    for key, value in options.items():
+        _check_option(key, value, known[key])
     return get_converter(name)(source, config, **options)
+
+
+def _check_option(key: str, value: object, default: object) -> None:
+    """Options take the type of their default (a number for a float, text or none for an optional text)."""
+    if isinstance(default, bool):
+        ok, kind = isinstance(value, bool), "true or false"
+    elif isinstance(default, int):
+        ok, kind = isinstance(value, int) and not isinstance(value, bool), "a whole number"
+    elif isinstance(default, float):
+        ok, kind = isinstance(value, (int, float)) and not isinstance(value, bool), "a number"
+    else:
+        ok, kind = value is None or isinstance(value, str), "text"
+    if not ok:
+        raise ValueError(f"option {key} takes {kind}, got {value!r}")
 
 
 __all__ = [
