@@ -349,6 +349,76 @@ def demo(
 app.command("generate")(generate_command)
 
 
+def _option_value(text: str):
+    """``--option`` values: true/false, none, numbers, else the text itself."""
+    lowered = text.strip().lower()
+    if lowered in ("true", "yes"):
+        return True
+    if lowered in ("false", "no"):
+        return False
+    if lowered == "none":
+        return None
+    for kind in (int, float):
+        try:
+            return kind(text)
+        except ValueError:
+            pass
+    return text
+
+
+@app.command()
+def convert(
+    name: str = typer.Argument(..., help="prism, tldr, multipref, arena or personalllm."),
+    source: str = typer.Argument(..., help="The dataset as downloaded (file or folder), or hf:<id> or hf:<id>#<config> (online)."),
+    out: Path = typer.Option(..., help="Output file: .jsonl, .csv or .parquet."),
+    min_answers: int = typer.Option(10, help="Fewest answers a user needs (before and after the split)."),
+    dedup: bool = typer.Option(True, help="Keep only the first of a user's repeated answers to one prompt and pair."),
+    new_user_fraction: float = typer.Option(0.2, help="Share of users that are new (pool/test)."),
+    heldout_fraction: float = typer.Option(0.3, help="Share of prompts answered by both seen and new users that are held out."),
+    test_fraction: float = typer.Option(0.4, help="Share of held-out prompts used for test (the rest is the pool)."),
+    seed: int = typer.Option(0),
+    max_rows: Optional[int] = typer.Option(None, help="Read only this many source rows (a quick look)."),
+    option: Optional[list[str]] = typer.Option(
+        None, "--option", "-O", help="Dataset option KEY=VALUE, repeatable (e.g. -O workers=pal for tldr; see docs/convert.md)."
+    ),
+) -> None:
+    """Convert a public multi-user preference dataset into answers with an unseen-prompt split."""
+    from preflm.data import DataError
+    from preflm.data.convert import ConvertConfig, SplitConfig
+    from preflm.data.convert import convert as run_convert
+    from preflm.data.convert import write_answers
+
+    options = {}
+    for item in option or []:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            _fail(f"--option takes KEY=VALUE, got {item!r}")
+        options[key.strip()] = _option_value(value)
+    try:
+        split = SplitConfig(new_user_fraction, heldout_fraction, test_fraction, seed)
+        config = ConvertConfig(min_answers=min_answers, dedup=dedup, max_rows=max_rows, split=split)
+        frame, summary = run_convert(name, source, config, **options)
+        path = write_answers(frame, out)
+    except (DataError, ValueError) as err:
+        _fail(str(err))
+    table = Table("", "count", title=f"{summary.dataset}: {summary.source}")
+    rows = [
+        ("source rows read", summary.rows_read),
+        ("candidate answers", summary.answers_built),
+        ("answers written", summary.answers_written),
+        ("users (seen / new)", f"{summary.users} ({summary.seen_users} / {summary.new_users})"),
+        ("prompts", summary.prompts),
+        *((f"split {name}", count) for name, count in summary.splits.items()),
+        *((f"[yellow]dropped:[/yellow] {reason}", count) for reason, count in summary.dropped.items()),
+    ]
+    for label, value in rows:
+        table.add_row(label, str(value))
+    console.print(table)
+    for note in summary.notes:
+        console.print(f"note: {note}")
+    console.print(f"wrote {path}")
+
+
 def main() -> None:
     app()
 
