@@ -114,6 +114,7 @@ class RewardFactorization:
         self.config = FactorizeConfig(**{**base, **overrides})
         self.featurizer_spec = featurizer.spec() if featurizer is not None else featurizer_spec
         self._featurizer = featurizer
+        self.allow_download = False
         self.head_: torch.nn.Module | None = None
         self.history_: list[dict] = []
 
@@ -426,8 +427,11 @@ class RewardFactorization:
         return tensors
 
     @classmethod
-    def load(cls, directory: str | Path) -> "RewardFactorization":
-        """Load a model written by :meth:`save`; a bad file gives one :class:`ModelFileError` naming it."""
+    def load(cls, directory: str | Path, allow_download: bool = False) -> "RewardFactorization":
+        """Load a model written by :meth:`save`; a bad file gives one :class:`ModelFileError` naming it.
+
+        Its featurizer reads its models from local files only unless ``allow_download=True``.
+        """
         directory = Path(directory)
         config_path, weights_path = directory / CONFIG_FILE, directory / WEIGHTS_FILE
         if not config_path.is_file() or not weights_path.is_file():
@@ -439,6 +443,7 @@ class RewardFactorization:
         except (TypeError, ValueError) as err:
             raise ModelFileError(config_path, f"invalid config ({_one_line(err)})") from None
         model = cls(config, featurizer_spec=meta.get("featurizer"))
+        model.allow_download = allow_download
         mismatch = f"does not match {weights_path.name}"
         n_users, n_factors = len(meta["user_ids"]), config.n_factors
         shapes = {
@@ -478,13 +483,16 @@ class RewardFactorization:
         return model
 
     def featurizer(self):
-        """The featurizer this model was trained with (cached on disk), built once and kept loaded."""
+        """The featurizer this model was trained with (cached on disk), built once and kept loaded.
+
+        Rebuilt from the spec with local files only, unless ``allow_download`` is set (see :meth:`load`).
+        """
         if self._featurizer is None:
             from preflm.featurize import CachedFeaturizer, build_featurizer
 
             if self.featurizer_spec is None:
                 raise ValueError("this model was trained on raw features and has no featurizer to embed texts")
-            self._featurizer = CachedFeaturizer(build_featurizer(self.featurizer_spec))
+            self._featurizer = CachedFeaturizer(build_featurizer(self.featurizer_spec, self.allow_download))
         return self._featurizer
 
     def text_base_rewards(self, prompts: Sequence[str], responses: Sequence[str]) -> np.ndarray:
