@@ -58,12 +58,12 @@ class SentenceEmbeddingFeaturizer:
         path = resolve_embedder_path(self.model_name)
         try:
             return SentenceTransformer(path, device=device, local_files_only=not self.allow_download)
-        except OSError as err:
+        except OSError:
             if self.allow_download:
                 raise
             raise FileNotFoundError(
-                f"sentence-embedding model {self.model_name!r} is not available locally ({' '.join(str(err).split())[:200]}); "
-                "pass allow_download=True to fetch it from the Hugging Face Hub"
+                f"sentence-embedding model {self.model_name!r} is not available locally (no such folder, not in the "
+                "Hugging Face cache); pass allow_download=True to fetch it from the Hugging Face Hub"
             ) from None
 
     @cached_property

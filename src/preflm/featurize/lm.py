@@ -50,8 +50,9 @@ def resolve_dtype(dtype: str, device: torch.device | str) -> torch.dtype:
 
 
 def _not_local(model: str, err: OSError) -> FileNotFoundError:
+    detail = str(err) if "adapter" in str(err) else "no such folder, not in the Hugging Face cache"
     return FileNotFoundError(
-        f"causal LM {model!r} is not available locally ({' '.join(str(err).split())[:200]}); "
+        f"causal LM {model!r} is not available locally ({detail}); "
         "pass allow_download=True to fetch it from the Hugging Face Hub"
     )
 
