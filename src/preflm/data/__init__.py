@@ -9,6 +9,7 @@ from preflm.data.records import (
     normalize_frame,
     parse_preference,
 )
+from preflm.data.candidates import load_candidates, parse_candidates
 from preflm.data.matrix import AnswerMatrix
 from preflm.data.split import DatasetSplit, split_answers
 
@@ -18,9 +19,11 @@ __all__ = [
     "DataError",
     "DatasetSplit",
     "PreferenceRecord",
+    "load_candidates",
     "load_preferences",
     "load_questions",
     "normalize_frame",
+    "parse_candidates",
     "parse_preference",
     "split_answers",
 ]

@@ -173,42 +173,50 @@ def _read_table(path: Path) -> pd.DataFrame:
     raise DataError(str(path), "unsupported file type (use .jsonl, .json, .csv, .tsv, .parquet or a datasets folder)")
 
 
+HUB_PREFIX = "hf:"
+
+
 def load_preferences(
     source: str | Path,
     user_column: str = "user_id",
     hf_split: str = "train",
     default_user: str | None = None,
 ) -> pd.DataFrame:
-    """Read answers from a file, a ``datasets.save_to_disk`` folder or a Hugging Face hub id.
+    """Read answers from a file, a ``datasets.save_to_disk`` folder or a Hugging Face Hub dataset.
 
-    Returns the normalized table (:func:`normalize_frame`); raises :class:`DataError` on bad input.
+    A Hub dataset is read only when asked for as ``hf:<name>``: a path that does not exist is a
+    :class:`DataError`, never a silent network request. Returns the normalized table
+    (:func:`normalize_frame`); raises :class:`DataError` on bad input.
     """
+    text = str(source)
     path = Path(source)
-    if path.is_file():
+    if text.startswith(HUB_PREFIX) or path.is_dir():
+        import datasets
+
+        name = text[len(HUB_PREFIX) :]
+        if text.startswith(HUB_PREFIX) and not name.strip():
+            raise DataError(text, f"give a dataset name after {HUB_PREFIX!r}, e.g. hf:org/name")
+        try:
+            loaded = datasets.load_from_disk(str(path)) if path.is_dir() else datasets.load_dataset(name)
+        except Exception as err:
+            raise DataError(text, f"cannot load as a Hugging Face dataset: {err}") from None
+        if isinstance(loaded, datasets.DatasetDict):
+            if hf_split not in loaded:
+                raise DataError(text, f"no split {hf_split!r}; available: {list(loaded)}")
+            loaded = loaded[hf_split]
+        frame = loaded.to_pandas()
+    elif path.is_file():
         try:
             frame = _read_table(path)
         except (ValueError, OSError) as err:
             if isinstance(err, DataError):
                 raise
             raise DataError(str(path), f"cannot parse file: {err}") from None
-    elif path.is_dir() or not path.suffix:
-        import datasets
-
-        try:
-            if path.is_dir():
-                loaded = datasets.load_from_disk(str(path))
-            else:
-                loaded = datasets.load_dataset(str(source))
-        except Exception as err:
-            raise DataError(str(source), f"cannot load as a Hugging Face dataset: {err}") from None
-        if isinstance(loaded, datasets.DatasetDict):
-            if hf_split not in loaded:
-                raise DataError(str(source), f"no split {hf_split!r}; available: {list(loaded)}")
-            loaded = loaded[hf_split]
-        frame = loaded.to_pandas()
+    elif not path.suffix:
+        raise DataError(text, f"file not found (to read a Hugging Face Hub dataset, write {HUB_PREFIX}{text})")
     else:
-        raise DataError(str(source), "file not found")
-    return normalize_frame(frame, str(source), user_column, default_user)
+        raise DataError(text, "file not found")
+    return normalize_frame(frame, text, user_column, default_user)
 
 
 def records_to_frame(records: list[PreferenceRecord]) -> pd.DataFrame:

@@ -3,19 +3,26 @@
 P(user u prefers a over b) = sigmoid(lambda_u . (phi(a) - phi(b))). Fitting is logistic matrix
 factorization: SVD initialization (closed-form ridge fit of a linear head to the top-J pair factors),
 then regularized maximum likelihood with early stopping on held-out answers. Saved as safetensors
-(tensors) + JSON (config, user ids, featurizer spec); never pickle.
+(tensors) + JSON (config, user ids, featurizer spec); never pickle. Saving is atomic per file (written
+to a temporary folder, fsynced, renamed into place) and ``config.json`` records the ``model_id`` (a content
+hash of weights and config), so a partial overwrite, a truncated file or swapped files are caught on load.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
+import os
+import shutil
+import tempfile
 from pathlib import Path
 from typing import Sequence
 
 import numpy as np
 import torch
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load as load_safetensors
+from safetensors.torch import save as save_safetensors
 from scipy.special import expit
 
 from preflm.data.matrix import AnswerMatrix
@@ -26,6 +33,58 @@ from preflm.factorize.users import fit_user_weights, population_prior
 from preflm.metrics import pairwise_accuracy
 
 FORMAT_VERSION = 1
+WEIGHTS_FILE = "model.safetensors"
+CONFIG_FILE = "config.json"
+MIN_ANSWERS_PER_FACTOR = 2
+
+
+class ModelFileError(ValueError):
+    """A saved model folder that cannot be used; the message names the file and what is wrong."""
+
+    def __init__(self, path: str | Path, message: str):
+        super().__init__(f"{path}: {message}")
+        self.path = Path(path)
+
+
+def _one_line(err: BaseException) -> str:
+    return " ".join(str(err).split())
+
+
+def _write_synced(path: Path, data: bytes) -> None:
+    """Write bytes and force them to disk, so a rename after this never exposes a partial file."""
+    with open(path, "wb") as handle:
+        handle.write(data)
+        handle.flush()
+        os.fsync(handle.fileno())
+
+
+def _fsync_directory(directory: Path) -> None:
+    try:
+        fd = os.open(directory, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def tensors_digest(tensors: dict[str, torch.Tensor], identity: dict) -> str:
+    """Content hash of named tensors (dtype, shape, bytes) and a JSON-able identity: 16 hex characters."""
+    digest = hashlib.sha256()
+    for name in sorted(tensors):
+        tensor = tensors[name].detach().cpu().contiguous()
+        digest.update(f"{name}|{tensor.dtype}|{tuple(tensor.shape)}|".encode())
+        digest.update(tensor.reshape(-1).view(torch.uint8).numpy().tobytes())
+    digest.update(json.dumps(identity, sort_keys=True, default=str).encode())
+    return digest.hexdigest()[:16]
+
+
+def model_id_of(directory: str | Path) -> str:
+    """The ``model_id`` of a saved model folder, recomputed from its files (the same as the fitted model's)."""
+    return RewardFactorization.load(directory).model_id
 
 
 def make_head(config: FactorizeConfig, input_dim: int) -> torch.nn.Module:
@@ -55,6 +114,7 @@ class RewardFactorization:
         self.config = FactorizeConfig(**{**base, **overrides})
         self.featurizer_spec = featurizer.spec() if featurizer is not None else featurizer_spec
         self._featurizer = featurizer
+        self.allow_download = False
         self.head_: torch.nn.Module | None = None
         self.history_: list[dict] = []
 
@@ -106,8 +166,12 @@ class RewardFactorization:
         features = np.asarray(features, dtype=np.float32)
         if features.shape[0] != answers.n_items:
             raise ValueError(f"features have {features.shape[0]} rows but the answers have {answers.n_items} items")
-        if answers.n_answers == 0:
-            raise ValueError("no answers to train on")
+        self._check_trainable(features, answers)
+        is_val = validation_mask(answers, cfg.val_fraction, cfg.seed, by=cfg.validation_by)
+        if is_val.all():
+            raise ValueError(
+                f"all {answers.n_answers} answers were held out for validation: give more answers or lower val_fraction"
+            )
         torch.manual_seed(cfg.seed)
 
         users = answers.answered_users()
@@ -118,7 +182,6 @@ class RewardFactorization:
         self.feature_scale_ = torch.as_tensor(features.std(0) + 1e-6)
         x = self._standardize(features)
 
-        is_val = validation_mask(answers, cfg.val_fraction, cfg.seed, by=cfg.validation_by)
         pair = torch.tensor(answers.answer_pair)
         user = torch.tensor(user_column[answers.answer_user])
         label = torch.tensor(answers.answer_value, dtype=torch.float32)
@@ -162,6 +225,8 @@ class RewardFactorization:
             raise ValueError(
                 "the held-out loss was never finite: check the features for NaN/inf, or use l2 > 0 / a lower learning rate"
             )
+        if not all(torch.isfinite(p).all() for p in head.parameters()) or not torch.isfinite(user_weights).all():
+            raise ValueError("training produced non-finite weights: use l2 > 0 or a lower learning_rate")
         self.head_ = head.eval()
         self.user_weights_ = user_weights.detach().numpy().astype(np.float64)
         self.history_ = run["history"]
@@ -169,6 +234,46 @@ class RewardFactorization:
         self.validation_accuracy_ = next(h["val_accuracy"] for h in self.history_ if h["step"] == run["best_step"])
         self.prior_mean_, self.prior_cov_ = population_prior(self.user_weights_)
         return self
+
+    def _check_trainable(self, features: np.ndarray, answers: AnswerMatrix) -> None:
+        """Refuse data that cannot define J base rewards, with a message naming the problem.
+
+        Needs: ``max_steps >= 1``; finite features; answers from at least two users (the prior for new
+        users is the spread of seen users); at least one answer that is not a tie; at least
+        ``MIN_ANSWERS_PER_FACTOR * J`` decisive answers; and J no larger than the rank the pairs x users
+        answer matrix can have, min(users, pairs answered).
+        """
+        cfg = self.config
+        if cfg.max_steps < 1:
+            raise ValueError(f"max_steps must be >= 1, got {cfg.max_steps}")
+        if answers.n_answers == 0:
+            raise ValueError("no answers to train on")
+        bad_rows = np.flatnonzero(~np.isfinite(features).all(axis=1)) if features.ndim == 2 else np.array([])
+        if bad_rows.size:
+            raise ValueError(f"features are not finite (NaN or inf) in {bad_rows.size} row(s), first row {bad_rows[0]}")
+        users = answers.answered_users()
+        if len(users) < 2:
+            only = answers.user_ids[users[0]] if len(users) else None
+            raise ValueError(
+                f"needs answers from at least 2 users, got only user {only!r}: the prior for new users is the "
+                "spread of seen users' weights"
+            )
+        decisive = int(np.sum(answers.answer_value != 0.5))
+        if decisive == 0:
+            raise ValueError(f"all {answers.n_answers} answers are ties: there is no preference to learn")
+        needed = MIN_ANSWERS_PER_FACTOR * cfg.n_factors
+        if decisive < needed:
+            raise ValueError(
+                f"fewer answers than needed: {decisive} non-tie answers for n_factors={cfg.n_factors} "
+                f"(needs at least {needed}); collect more answers or lower n_factors"
+            )
+        n_pairs = len(np.unique(answers.answer_pair))
+        supported = min(len(users), n_pairs)
+        if cfg.n_factors > supported:
+            raise ValueError(
+                f"n_factors={cfg.n_factors} is larger than the data supports: {len(users)} users answered "
+                f"{n_pairs} pairs, so at most {supported} factors; lower n_factors"
+            )
 
     def _svd_initialize(self, head, user_weights, x, answers, user_column, train_mask) -> None:
         """Users <- V_J sqrt(S_J); head <- ridge fit of Delta features onto U_J sqrt(S_J); then one logit scale.
@@ -213,44 +318,151 @@ class RewardFactorization:
         self._check_fitted()
         return self.config.prior_strength * np.linalg.inv(self.prior_cov_)
 
-    def save(self, directory: str | Path) -> Path:
-        """Write ``model.safetensors`` and ``config.json`` into ``directory``."""
-        self._check_fitted()
-        directory = Path(directory)
-        directory.mkdir(parents=True, exist_ok=True)
-        tensors = {f"head.{k}": v.contiguous() for k, v in self.head_.state_dict().items()}
+    def _tensors(self) -> dict[str, torch.Tensor]:
+        tensors = {f"head.{k}": v.detach().contiguous() for k, v in self.head_.state_dict().items()}
         tensors.update(
-            feature_mean=self.feature_mean_,
-            feature_scale=self.feature_scale_,
+            feature_mean=torch.as_tensor(self.feature_mean_),
+            feature_scale=torch.as_tensor(self.feature_scale_),
             user_weights=torch.as_tensor(self.user_weights_),
             prior_mean=torch.as_tensor(self.prior_mean_),
             prior_cov=torch.as_tensor(self.prior_cov_),
         )
-        save_file(tensors, str(directory / "model.safetensors"))
-        meta = {
-            "format_version": FORMAT_VERSION,
+        return tensors
+
+    def _identity(self) -> dict:
+        """What besides the tensors decides the model's outputs (hashed into ``model_id``)."""
+        return {
             "config": self.config.to_dict(),
             "featurizer": self.featurizer_spec,
             "user_ids": [str(u) for u in self.user_ids_],
             "input_dim": int(self.feature_mean_.shape[0]),
+        }
+
+    @property
+    def model_id(self) -> str:
+        """Content hash of the weights and config: equal for a model and its saved-then-loaded copy.
+
+        Profiles record it, so weights learned against one model are never served with another.
+        """
+        self._check_fitted()
+        return tensors_digest(self._tensors(), self._identity())
+
+    def save(self, directory: str | Path) -> Path:
+        """Write ``model.safetensors`` and ``config.json`` into ``directory``, each atomically.
+
+        Both files are written and fsynced in a temporary sibling folder first. A new folder is then
+        renamed into place in one step; into an existing folder the weights are renamed first and the
+        config last, and other files there (a tuned ``backbone/``, summaries) are left alone. The config
+        records the ``model_id``, so a save interrupted between the two renames is reported by :meth:`load`.
+        """
+        self._check_fitted()
+        directory = Path(directory)
+        if directory.exists() and not directory.is_dir():
+            raise ModelFileError(directory, "exists and is not a folder; choose another path to save the model")
+        tensors = self._tensors()
+        meta = {
+            "format_version": FORMAT_VERSION,
+            "model_id": tensors_digest(tensors, self._identity()),
+            **self._identity(),
             "best_step": int(self.best_step_),
             "validation_accuracy": self.validation_accuracy_,
             "history": self.history_,
         }
-        (directory / "config.json").write_text(json.dumps(meta, indent=2))
+        directory.parent.mkdir(parents=True, exist_ok=True)
+        staging = Path(tempfile.mkdtemp(prefix=f".{directory.name}.", suffix=".saving", dir=directory.parent))
+        try:
+            _write_synced(staging / WEIGHTS_FILE, save_safetensors(tensors))
+            _write_synced(staging / CONFIG_FILE, json.dumps(meta, indent=2).encode())
+            _fsync_directory(staging)
+            if not directory.exists():
+                staging.rename(directory)
+            else:
+                os.replace(staging / WEIGHTS_FILE, directory / WEIGHTS_FILE)
+                os.replace(staging / CONFIG_FILE, directory / CONFIG_FILE)
+                staging.rmdir()
+            _fsync_directory(directory)
+            _fsync_directory(directory.parent)
+        finally:
+            if staging.exists():
+                shutil.rmtree(staging, ignore_errors=True)
         return directory
 
+    @staticmethod
+    def _read_config(path: Path) -> dict:
+        try:
+            text = path.read_text(encoding="utf-8")
+        except UnicodeDecodeError:
+            raise ModelFileError(path, "is not UTF-8 text; the file is corrupt") from None
+        if not text.strip():
+            raise ModelFileError(path, "is empty (an interrupted save?); retrain or restore the model")
+        try:
+            meta = json.loads(text)
+        except json.JSONDecodeError as err:
+            raise ModelFileError(path, f"is not valid JSON ({err}); the file is truncated or corrupt") from None
+        if not isinstance(meta, dict):
+            raise ModelFileError(path, f"must hold a JSON object, got {type(meta).__name__}")
+        version = meta.get("format_version")
+        if version != FORMAT_VERSION:
+            raise ModelFileError(
+                path, f"unknown format_version {version!r}: this preflm reads format_version {FORMAT_VERSION}"
+            )
+        missing = [k for k in ("config", "user_ids", "input_dim") if k not in meta]
+        if missing:
+            raise ModelFileError(path, f"missing field(s) {missing}")
+        return meta
+
+    @staticmethod
+    def _read_weights(path: Path) -> dict[str, torch.Tensor]:
+        try:
+            tensors = load_safetensors(path.read_bytes())
+        except Exception as err:  # safetensors raises its own error type for every kind of bad file
+            raise ModelFileError(path, f"is not a readable safetensors file ({_one_line(err)}); it is truncated or corrupt") from None
+        required = ("feature_mean", "feature_scale", "user_weights", "prior_mean", "prior_cov")
+        missing = [k for k in required if k not in tensors]
+        if missing:
+            raise ModelFileError(path, f"missing tensor(s) {missing}")
+        for name, tensor in tensors.items():
+            if tensor.is_floating_point() and not torch.isfinite(tensor).all():
+                raise ModelFileError(path, f"tensor {name!r} holds NaN or inf values; the model cannot be used")
+        return tensors
+
     @classmethod
-    def load(cls, directory: str | Path) -> "RewardFactorization":
-        """Load a model written by :meth:`save`."""
+    def load(cls, directory: str | Path, allow_download: bool = False) -> "RewardFactorization":
+        """Load a model written by :meth:`save`; a bad file gives one :class:`ModelFileError` naming it.
+
+        Its featurizer reads its models from local files only unless ``allow_download=True``.
+        """
         directory = Path(directory)
-        if not (directory / "config.json").is_file() or not (directory / "model.safetensors").is_file():
+        config_path, weights_path = directory / CONFIG_FILE, directory / WEIGHTS_FILE
+        if not config_path.is_file() or not weights_path.is_file():
             raise FileNotFoundError(f"{directory} is not a preflm model (needs config.json and model.safetensors)")
-        meta = json.loads((directory / "config.json").read_text())
-        model = cls(FactorizeConfig.from_dict(meta["config"]), featurizer_spec=meta.get("featurizer"))
-        tensors = load_file(str(directory / "model.safetensors"))
-        head = make_head(model.config, meta["input_dim"])
-        head.load_state_dict({k[len("head."):]: v for k, v in tensors.items() if k.startswith("head.")})
+        meta = cls._read_config(config_path)
+        tensors = cls._read_weights(weights_path)
+        try:
+            config = FactorizeConfig.from_dict(meta["config"])
+        except (TypeError, ValueError) as err:
+            raise ModelFileError(config_path, f"invalid config ({_one_line(err)})") from None
+        model = cls(config, featurizer_spec=meta.get("featurizer"))
+        model.allow_download = allow_download
+        mismatch = f"does not match {weights_path.name}"
+        n_users, n_factors = len(meta["user_ids"]), config.n_factors
+        shapes = {
+            "feature_mean": (meta["input_dim"],),
+            "feature_scale": (meta["input_dim"],),
+            "user_weights": (n_users, n_factors),
+            "prior_mean": (n_factors,),
+            "prior_cov": (n_factors, n_factors),
+        }
+        for name, shape in shapes.items():
+            if tuple(tensors[name].shape) != shape:
+                raise ModelFileError(
+                    config_path, f"{mismatch}: {name} has shape {tuple(tensors[name].shape)}, the config implies {shape}"
+                )
+        head = make_head(config, meta["input_dim"])
+        try:
+            head.load_state_dict({k[len("head."):]: v for k, v in tensors.items() if k.startswith("head.")})
+        except RuntimeError as err:
+            raise ModelFileError(config_path, f"{mismatch}: the head's weights do not fit ({_one_line(err)[:300]})") from None
         model.head_ = head.eval()
         model.feature_mean_ = tensors["feature_mean"]
         model.feature_scale_ = tensors["feature_scale"]
@@ -258,19 +470,29 @@ class RewardFactorization:
         model.prior_mean_ = tensors["prior_mean"].numpy()
         model.prior_cov_ = tensors["prior_cov"].numpy()
         model.user_ids_ = np.asarray(meta["user_ids"], dtype=object)
-        model.best_step_ = meta["best_step"]
-        model.validation_accuracy_ = meta["validation_accuracy"]
-        model.history_ = meta["history"]
+        model.best_step_ = meta.get("best_step", 0)
+        model.validation_accuracy_ = meta.get("validation_accuracy", float("nan"))
+        model.history_ = meta.get("history", [])
+        recorded = meta.get("model_id")
+        if recorded is not None and recorded != model.model_id:
+            raise ModelFileError(
+                config_path,
+                f"{mismatch} (model_id {recorded} recorded, {model.model_id} computed): the folder was partly "
+                "overwritten, e.g. by an interrupted save; save or restore the model again",
+            )
         return model
 
     def featurizer(self):
-        """The featurizer this model was trained with (cached on disk), built once and kept loaded."""
+        """The featurizer this model was trained with (cached on disk), built once and kept loaded.
+
+        Rebuilt from the spec with local files only, unless ``allow_download`` is set (see :meth:`load`).
+        """
         if self._featurizer is None:
             from preflm.featurize import CachedFeaturizer, build_featurizer
 
             if self.featurizer_spec is None:
                 raise ValueError("this model was trained on raw features and has no featurizer to embed texts")
-            self._featurizer = CachedFeaturizer(build_featurizer(self.featurizer_spec))
+            self._featurizer = CachedFeaturizer(build_featurizer(self.featurizer_spec, self.allow_download))
         return self._featurizer
 
     def text_base_rewards(self, prompts: Sequence[str], responses: Sequence[str]) -> np.ndarray:
@@ -301,7 +523,15 @@ class RewardFactorization:
         users. MAP Newton under the seen users' population prior (as ``implicit``'s ``recalculate_user``).
         """
         self._check_fitted()
-        return fit_user_weights(z, labels, self.prior_mean_, self.prior_precision(), mask=mask, init=init)
+        z = np.asarray(z, dtype=np.float64)
+        if z.shape[-1:] != (self.config.n_factors,):
+            raise ValueError(f"z has {z.shape[-1] if z.ndim else 0} factors but the model has {self.config.n_factors}")
+        if not np.isfinite(z).all():
+            raise ValueError("pair differences z hold NaN or inf: check the features of the answered pairs")
+        weights, covariance = fit_user_weights(z, labels, self.prior_mean_, self.prior_precision(), mask=mask, init=init)
+        if not (np.isfinite(weights).all() and np.isfinite(covariance).all()):
+            raise ValueError("fitting user weights gave NaN or inf; the answers or the model's prior are degenerate")
+        return weights, covariance
 
 
 def fit_logit_scale(raw: np.ndarray, labels: np.ndarray, iterations: int = 25) -> float:

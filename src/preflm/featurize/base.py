@@ -6,6 +6,7 @@ back into a featurizer, so a saved model knows how to embed new texts.
 
 from __future__ import annotations
 
+import inspect
 from typing import Callable, Protocol, Sequence, runtime_checkable
 
 import numpy as np
@@ -36,17 +37,24 @@ def register_featurizer(name: str) -> Callable:
     return wrap
 
 
-def build_featurizer(spec: dict) -> Featurizer:
-    """Rebuild a featurizer from its ``spec()``."""
+def build_featurizer(spec: dict, allow_download: bool = True) -> Featurizer:
+    """Rebuild a featurizer from its ``spec()``.
+
+    ``allow_download=False`` makes featurizers that load models (those taking an ``allow_download``
+    argument) read local files only, so a saved model never reaches the Hub unasked.
+    """
     spec = dict(spec)
     kind = spec.pop("type")
     if kind == "concat":
-        return ConcatFeaturizer([build_featurizer(part) for part in spec["parts"]])
+        return ConcatFeaturizer([build_featurizer(part, allow_download) for part in spec["parts"]])
     if kind not in _REGISTRY:
         import preflm.featurize  # noqa: F401  (registers the built-in featurizers)
     if kind not in _REGISTRY:
         raise ValueError(f"unknown featurizer type {kind!r}; known: {sorted(_REGISTRY)}")
-    return _REGISTRY[kind](**spec)
+    factory = _REGISTRY[kind]
+    if "allow_download" in inspect.signature(factory).parameters:
+        spec["allow_download"] = allow_download
+    return factory(**spec)
 
 
 class ConcatFeaturizer:

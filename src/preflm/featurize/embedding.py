@@ -27,6 +27,9 @@ class SentenceEmbeddingFeaturizer:
 
     With a linear head only feature *differences* between two responses to one prompt matter, so the
     response alone carries the signal; ``prompt_response`` lets the embedding see relevance too.
+    ``allow_download=False`` reads the model from local files only (a saved model's spec is rebuilt so,
+    never reaching the Hub unasked); it changes where weights come from, not the features, so it is not
+    part of ``spec()``.
     """
 
     def __init__(
@@ -36,11 +39,12 @@ class SentenceEmbeddingFeaturizer:
         batch_size: int = 64,
         normalize: bool = True,
         show_progress: bool = True,
+        allow_download: bool = True,
     ):
         if text not in ("response", "prompt_response"):
             raise ValueError(f"text must be 'response' or 'prompt_response', got {text!r}")
         self.model_name, self.text, self.batch_size = model, text, batch_size
-        self.normalize, self.show_progress = normalize, show_progress
+        self.normalize, self.show_progress, self.allow_download = normalize, show_progress, allow_download
 
     @cached_property
     def _model(self):
@@ -48,7 +52,16 @@ class SentenceEmbeddingFeaturizer:
         from sentence_transformers import SentenceTransformer
 
         device = "cuda" if torch.cuda.is_available() else "cpu"
-        return SentenceTransformer(resolve_embedder_path(self.model_name), device=device)
+        path = resolve_embedder_path(self.model_name)
+        try:
+            return SentenceTransformer(path, device=device, local_files_only=not self.allow_download)
+        except OSError:
+            if self.allow_download:
+                raise
+            raise FileNotFoundError(
+                f"sentence-embedding model {self.model_name!r} is not available locally (no such folder, not in the "
+                "Hugging Face cache); pass allow_download=True to fetch it from the Hugging Face Hub"
+            ) from None
 
     @cached_property
     def dim(self) -> int:

@@ -49,12 +49,28 @@ def resolve_dtype(dtype: str, device: torch.device | str) -> torch.dtype:
     return DTYPES[dtype]
 
 
-def load_tokenizer(model: str):
-    """Tokenizer with a pad token and left truncation (so the end of the response always survives)."""
+def _not_local(model: str, err: OSError) -> FileNotFoundError:
+    detail = str(err) if "adapter" in str(err) else "no such folder, not in the Hugging Face cache"
+    return FileNotFoundError(
+        f"causal LM {model!r} is not available locally ({detail}); "
+        "pass allow_download=True to fetch it from the Hugging Face Hub"
+    )
+
+
+def load_tokenizer(model: str, local_files_only: bool = False):
+    """Tokenizer with a pad token and left truncation (so the end of the response always survives).
+
+    ``local_files_only`` never reaches the Hub: a model missing locally is a clear FileNotFoundError.
+    """
     from transformers import AutoTokenizer
 
     path, kwargs = resolve_model(model)
-    tokenizer = AutoTokenizer.from_pretrained(path, **kwargs)
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(path, local_files_only=local_files_only, **kwargs)
+    except OSError as err:
+        if not local_files_only:
+            raise
+        raise _not_local(model, err) from None
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token or tokenizer.unk_token
     if tokenizer.pad_token is None:
@@ -63,7 +79,9 @@ def load_tokenizer(model: str):
     return tokenizer
 
 
-def load_backbone(model: str, dtype: torch.dtype = torch.float32, adapter: str | None = None) -> torch.nn.Module:
+def load_backbone(
+    model: str, dtype: torch.dtype = torch.float32, adapter: str | None = None, local_files_only: bool = False
+) -> torch.nn.Module:
     """The bare decoder (hidden states only, no LM head), with a LoRA adapter merged in when given.
 
     A GGUF file is unpacked into plain dense weights, so the model trains and saves like any other.
@@ -73,11 +91,18 @@ def load_backbone(model: str, dtype: torch.dtype = torch.float32, adapter: str |
     path, kwargs = resolve_model(model)
     if "gguf_file" in kwargs:
         kwargs["quantization_config"] = GgufConfig(gguf_file=kwargs["gguf_file"], dequantize=True)
-    backbone = AutoModel.from_pretrained(path, dtype=dtype, **kwargs)
-    if adapter is not None:
-        from peft import PeftModel
+    try:
+        backbone = AutoModel.from_pretrained(path, dtype=dtype, local_files_only=local_files_only, **kwargs)
+        if adapter is not None:
+            from peft import PeftModel
 
-        backbone = PeftModel.from_pretrained(backbone, adapter).merge_and_unload()
+            if local_files_only and not Path(adapter).is_dir():
+                raise OSError(f"the adapter {adapter!r} is not a local folder")
+            backbone = PeftModel.from_pretrained(backbone, adapter).merge_and_unload()
+    except OSError as err:
+        if not local_files_only:
+            raise
+        raise _not_local(model, err) from None
     return backbone
 
 
@@ -158,7 +183,8 @@ class CausalLMFeaturizer:
 
     ``adapter`` is a peft LoRA directory applied on top of ``model``; ``weights_id`` names one training
     run (set by ``train_backbone``) so the on-disk feature cache never serves features of older weights
-    that were saved at the same path. ``batch_size`` only changes speed, so it is not part of ``spec()``.
+    that were saved at the same path. ``batch_size`` only changes speed and ``allow_download`` only where
+    weights come from (``False``: local files only, never the Hub), so neither is part of ``spec()``.
     """
 
     def __init__(
@@ -172,6 +198,7 @@ class CausalLMFeaturizer:
         adapter: str | None = None,
         weights_id: str | None = None,
         show_progress: bool = True,
+        allow_download: bool = True,
     ):
         if pooling not in POOLINGS:
             raise ValueError(f"pooling must be one of {POOLINGS}, got {pooling!r}")
@@ -182,16 +209,17 @@ class CausalLMFeaturizer:
         self.model_name, self.pooling, self.max_length = model, pooling, max_length
         self.chat_template, self.batch_size, self.dtype = chat_template, batch_size, dtype
         self.adapter, self.weights_id, self.show_progress = adapter, weights_id, show_progress
+        self.allow_download = allow_download
         self.device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
 
     @cached_property
     def tokenizer(self):
-        return load_tokenizer(self.model_name)
+        return load_tokenizer(self.model_name, local_files_only=not self.allow_download)
 
     @cached_property
     def backbone(self) -> torch.nn.Module:
         dtype = resolve_dtype(self.dtype, self.device)
-        return load_backbone(self.model_name, dtype, self.adapter).to(self.device).eval()
+        return load_backbone(self.model_name, dtype, self.adapter, local_files_only=not self.allow_download).to(self.device).eval()
 
     @cached_property
     def dim(self) -> int:

@@ -133,6 +133,20 @@ def _resolve_weights(model: str) -> tuple[str, str | None]:
     return model, None
 
 
+def check_context_fits(lengths: Sequence[int], max_new_tokens: int, limit: int, name: str = "the model") -> None:
+    """Refuse contexts whose tokens plus ``max_new_tokens`` exceed the model's context (``limit`` positions).
+
+    A too-long prompt is an error, not a silent truncation: cutting it would answer another question.
+    """
+    over = [i for i, n in enumerate(lengths) if n + max_new_tokens > limit]
+    if over:
+        first = over[0]
+        raise GenerationError(
+            f"prompt {first} is {lengths[first]} tokens; with max_new_tokens={max_new_tokens} it exceeds {name}'s "
+            f"context of {limit} tokens ({len(over)} prompt(s) too long): shorten the prompt or lower max_new_tokens"
+        )
+
+
 class NucleusSampler:
     """Temperature + top-k + top-p sampling done inside a logits processor, over the top candidates only.
 
@@ -241,6 +255,15 @@ class HFGenerator:
             merged = [{"role": "user", "content": f"{system_prompt}\n\n{prompt}"}]
             return self.tokenizer.apply_chat_template(merged, tokenize=False, add_generation_prompt=True)
 
+    @property
+    def context_limit(self) -> int | None:
+        """Positions the model can attend to (``max_position_embeddings``, else the tokenizer's limit)."""
+        limit = getattr(self.model.config, "max_position_embeddings", None)
+        if limit is None:
+            limit = getattr(self.tokenizer, "model_max_length", None)
+            limit = limit if limit is not None and limit < 10**8 else None
+        return limit
+
     def _sample(
         self, contexts: list[str], repeats: int, config: GenerationConfig, max_new_tokens: int
     ) -> list[list[tuple[list[int], bool]]]:
@@ -248,6 +271,9 @@ class HFGenerator:
         import torch
         from transformers import LogitsProcessorList
 
+        if self.context_limit is not None and contexts:
+            ids = self.tokenizer(contexts, add_special_tokens=not self.tokenizer.chat_template)["input_ids"]
+            check_context_fits([len(row) for row in ids], max_new_tokens, self.context_limit, self.name)
         torch.manual_seed(config.seed)
         if torch.cuda.is_available():
             torch.cuda.manual_seed_all(config.seed)

@@ -27,8 +27,22 @@ class Ranking:
 
 
 def best_of_n(model, weights: np.ndarray, prompt: str, candidates: Sequence[str]) -> Ranking:
-    """Rank N candidate responses to one prompt for a user with weights lambda (``model.rewards``)."""
+    """Rank N candidate responses to one prompt for a user with weights lambda (``model.rewards``).
+
+    Empty, whitespace-only or non-string candidates are refused (ValueError naming the first one)
+    rather than scored: an embedding of nothing gets an arbitrary reward and could win. Non-finite
+    weights or rewards are refused too, so a ranking never rests on NaN.
+    """
     if len(candidates) == 0:
         raise ValueError("best_of_n needs at least one candidate")
+    for index, candidate in enumerate(candidates):
+        if not isinstance(candidate, str):
+            raise ValueError(f"candidate {index} is not a string ({type(candidate).__name__})")
+        if not candidate.strip():
+            raise ValueError(f"candidate {index} is empty or whitespace only; remove it before ranking")
+    if not np.isfinite(np.asarray(weights, dtype=np.float64)).all():
+        raise ValueError("the user's weights hold NaN or inf; onboard this user again")
     scores = model.rewards([prompt] * len(candidates), list(candidates), weights)
+    if not np.isfinite(scores).all():
+        raise ValueError(f"{int(np.sum(~np.isfinite(scores)))} candidate reward(s) are NaN or inf: check the model's featurizer")
     return Ranking(prompt, list(candidates), scores, np.argsort(-scores, kind="stable"))

@@ -1,6 +1,7 @@
 """New users: fit lambda from ~10 answers (MAP Newton) and choose which questions to ask (bandit rule)."""
 
-from preflm.onboard.profile import UserProfile
+from preflm.onboard.journal import AnswerJournal, JournalError
+from preflm.onboard.profile import ProfileError, UserProfile
 from preflm.onboard.select import (
     SELECTORS,
     BanditSelector,
@@ -13,6 +14,9 @@ from preflm.onboard.select import (
 from preflm.onboard.session import OnboardingSession
 
 __all__ = [
+    "AnswerJournal",
+    "JournalError",
+    "ProfileError",
     "SELECTORS",
     "BanditSelector",
     "OnboardingSession",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Sequence
 
 import numpy as np
@@ -10,6 +11,7 @@ import pandas as pd
 from scipy.special import expit
 
 from preflm.factorize.users import fit_user_weights
+from preflm.onboard.journal import AnswerJournal, JournalError, pool_fingerprint
 from preflm.onboard.profile import UserProfile
 from preflm.onboard.select import QuestionSelector, get_selector
 
@@ -18,7 +20,9 @@ class OnboardingSession:
     """State of one user's onboarding over a pool of candidate questions.
 
     ``z`` holds Delta phi of each candidate pair; texts (``questions``) are optional so the same class
-    serves the terminal, the service and simulations on numeric features.
+    serves the terminal, the service and simulations on numeric features. With
+    :meth:`attach_journal` every answer is also appended to an on-disk journal as it is recorded, and
+    an interrupted session resumes from it.
     """
 
     def __init__(
@@ -31,15 +35,22 @@ class OnboardingSession:
         user_id: str = "new-user",
         model_path: str | None = None,
         seed: int = 0,
+        model_id: str | None = None,
     ):
         self.z = np.asarray(z, dtype=np.float64)
         if self.z.ndim != 2 or len(self.z) == 0:
             raise ValueError("need a non-empty (n_candidates, J) array of pair differences")
+        bad = np.flatnonzero(~np.isfinite(self.z).all(axis=1))
+        if bad.size:
+            raise ValueError(f"pair differences of {bad.size} question(s) hold NaN or inf (first: question {bad[0]})")
         self.prior_mean = np.asarray(prior_mean, dtype=np.float64)
         self.prior_precision = np.asarray(prior_precision, dtype=np.float64)
+        if not (np.isfinite(self.prior_mean).all() and np.isfinite(self.prior_precision).all()):
+            raise ValueError("the prior mean or precision holds NaN or inf")
         self.selector = get_selector(selector) if isinstance(selector, str) else selector
         self.questions = questions
-        self.user_id, self.model_path = user_id, model_path
+        self.user_id, self.model_path, self.model_id = user_id, model_path, model_id
+        self.journal: AnswerJournal | None = None
         self.rng = np.random.default_rng(seed)
         self.asked: list[int] = []
         self.labels: list[float] = []
@@ -50,6 +61,7 @@ class OnboardingSession:
     def from_questions(cls, model, questions: pd.DataFrame, featurizer=None, **kwargs) -> "OnboardingSession":
         """Pool from a table with ``prompt, response_a, response_b`` and a fitted RewardFactorization."""
         questions = questions.reset_index(drop=True)
+        kwargs.setdefault("model_id", model.model_id)
         if featurizer is not None:
             prompts = list(questions["prompt"]) * 2
             phi = model.base_rewards(featurizer.transform(prompts, list(questions["response_a"]) + list(questions["response_b"])))
@@ -81,9 +93,56 @@ class OnboardingSession:
             raise ValueError(f"preference must be 1, 0 or 0.5, got {preference!r}")
         self.asked.append(index)
         self.labels.append(float(preference))
-        self.weights, self.covariance = fit_user_weights(
+        if self.journal is not None:
+            self.journal.append(self._answer_entry(len(self.asked) - 1))
+        weights, covariance = fit_user_weights(
             self.z[self.asked], np.asarray(self.labels), self.prior_mean, self.prior_precision, init=self.weights
         )
+        if not (np.isfinite(weights).all() and np.isfinite(covariance).all()):
+            self.asked.pop()
+            self.labels.pop()
+            raise ValueError(f"refitting after the answer to question {index} gave NaN or inf weights")
+        self.weights, self.covariance = weights, covariance
+
+    def _answer_entry(self, position: int) -> dict:
+        """The ``position``-th answer as stored in profiles and journals (with its texts when known)."""
+        index, label = self.asked[position], self.labels[position]
+        entry = {"question": int(index), "preference": label}
+        if self.questions is not None:
+            row = self.questions.iloc[index]
+            entry.update(prompt=row["prompt"], response_a=row["response_a"], response_b=row["response_b"])
+        return entry
+
+    def _journal_header(self) -> dict:
+        if self.questions is not None:
+            q = self.questions
+            pool = pool_fingerprint(list(q["prompt"]), list(q["response_a"]), list(q["response_b"]))
+        else:
+            pool = f"{len(self.z)} unnamed questions"
+        return {"user_id": self.user_id, "model_id": self.model_id, "pool": pool}
+
+    def attach_journal(self, journal: AnswerJournal | str | Path) -> int:
+        """Append every later answer to ``journal``, after replaying the answers it already holds.
+
+        A new journal gets a header (user, model, pool); an existing one must have been written for the
+        same user, model and question pool (else :class:`JournalError`), and its answers are recorded
+        again in order, which resumes an interrupted session. Returns the number of answers replayed.
+        """
+        journal = journal if isinstance(journal, AnswerJournal) else AnswerJournal(journal)
+        answers = journal.open(self._journal_header())
+        self.journal = None
+        for number, entry in enumerate(answers, 2):
+            index = entry["question"]
+            if self.questions is not None and 0 <= index < len(self.z):
+                row = self.questions.iloc[index]
+                if any(key in entry and entry[key] != row[key] for key in ("prompt", "response_a", "response_b")):
+                    raise JournalError(f"{journal.path}, line {number}: question {index} has other texts than in the pool")
+            try:
+                self.record(index, entry["preference"])
+            except (IndexError, ValueError) as err:
+                raise JournalError(f"{journal.path}, line {number}: {err}") from None
+        self.journal = journal
+        return len(answers)
 
     def predict(self, indices: Sequence[int] | None = None) -> np.ndarray:
         """P(first response preferred) under the current weights."""
@@ -100,17 +159,11 @@ class OnboardingSession:
         return float(np.sqrt(np.trace(self.covariance)))
 
     def profile(self) -> UserProfile:
-        answers = []
-        for index, label in zip(self.asked, self.labels):
-            entry = {"question": int(index), "preference": label}
-            if self.questions is not None:
-                row = self.questions.iloc[index]
-                entry.update(prompt=row["prompt"], response_a=row["response_a"], response_b=row["response_b"])
-            answers.append(entry)
         return UserProfile(
             user_id=self.user_id,
             weights=self.weights.tolist(),
             covariance=self.covariance.tolist(),
-            answers=answers,
+            answers=[self._answer_entry(k) for k in range(len(self.asked))],
             model=self.model_path,
+            model_id=self.model_id,
         )
