@@ -1,9 +1,15 @@
 import json
+import re
+import subprocess
+import sys
 
 import numpy as np
+import pytest
+import typer
 from typer.testing import CliRunner
 
-from preflm.cli import app
+from preflm import __version__
+from preflm.cli import _hoist_global_options, app
 
 runner = CliRunner()
 
@@ -25,62 +31,151 @@ def make_dataset(path, seed=0):
     return rows
 
 
-def test_help_explains_each_command():
+def train_small(tmp_path, data, *extra):
+    model_dir = tmp_path / "model"
+    result = runner.invoke(app, ["train", str(data), "--output-dir", str(model_dir), "--featurizer", "stats",
+                                 "--n-factors", "2", *extra])
+    assert result.exit_code == 0, result.output
+    return model_dir
+
+
+def write_questions(path, rows):
+    """Short response always first, so a user who likes short answers always says 'a'."""
+    path.write_text("\n".join(json.dumps({"prompt": r["prompt"],
+                                          "response_a": min(r["response_a"], r["response_b"], key=len),
+                                          "response_b": max(r["response_a"], r["response_b"], key=len)})
+                              for r in rows) + "\n")
+
+
+def all_commands():
+    root = typer.main.get_command(app)
+    stack = [(name, command) for name, command in root.commands.items()]
+    while stack:
+        name, command = stack.pop()
+        if hasattr(command, "commands"):
+            stack.extend((f"{name} {sub}", c) for sub, c in command.commands.items())
+        else:
+            yield name, command
+
+
+def test_help_lists_each_command_and_renders_cleanly():
     result = runner.invoke(app, ["--help"])
     assert result.exit_code == 0
-    for command in ("train", "onboard", "rank"):
+    for command in ("train", "onboard", "rank", "generate", "evaluate", "world", "dsp", "demo"):
         assert command in result.output
+    for name, _ in all_commands():
+        text = runner.invoke(app, [*name.split(), "--help"]).output
+        assert "``" not in text and ":func:" not in text, name
+
+
+def test_every_option_has_help_and_one_naming_scheme():
+    """One word per concept across commands (TRL / Hugging Face style), kebab-case, every option explained."""
+    banned = {"--model": "--reward-model or --model-name-or-path", "--lm": "--model-name-or-path",
+              "--generator": "--model-name-or-path", "--out": "--output / --output-dir", "--user": "--user-id / --profile",
+              "--strategies": "--selectors", "--strategy": "--selector", "--factors": "--n-factors",
+              "--workdir": "--output-dir", "--report": "--report-dir", "--n": "-n / --num-candidates"}
+    seen = {}
+    for name, command in all_commands():
+        for param in command.params:
+            if param.param_type_name == "argument":
+                assert param.help and param.help.strip(), f"{name} {param.name}: no help"
+                assert "model" not in param.name, f"{name}: give the model as an option, not positionally"
+                continue
+            assert param.help and param.help.strip(), f"{name} {param.opts}: no help"
+            for opt in param.opts + param.secondary_opts:
+                assert opt not in banned, f"{name} {opt}: use {banned[opt]}"
+                assert re.fullmatch(r"-[a-z]|--[a-z0-9]+(-[a-z0-9]+)*", opt), f"{name} {opt}: not kebab-case"
+                assert "strateg" not in opt, f"{name} {opt}: question selection is called selector"
+                seen.setdefault(opt, set()).add(name)
+    assert {"onboard", "rank", "generate"} <= seen["--reward-model"]
+    assert {"train", "generate"} <= seen["--model-name-or-path"]
+    assert {"onboard", "rank", "generate"} <= seen["--user-id"] & seen["--profile"]
+    assert {"rank", "onboard", "generate", "evaluate"} <= seen["--json"]
+
+
+def test_version_and_python_dash_m():
+    result = runner.invoke(app, ["--version"])
+    assert result.exit_code == 0 and result.output.strip() == f"preflm {__version__}"
+    done = subprocess.run([sys.executable, "-m", "preflm", "--version"], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0 and done.stdout.strip() == f"preflm {__version__}"
+
+
+def test_global_options_are_moved_before_the_command():
+    flags, valued = ("--quiet", "-q"), ("--threads",)
+    assert _hoist_global_options(["rank", "x", "--threads", "1", "-q"], flags, valued) == ["--threads", "1", "-q", "rank", "x"]
+    assert _hoist_global_options(["--threads", "2", "rank", "--threads=1"], flags, valued) == ["--threads=1", "--threads", "2", "rank"]
+    assert _hoist_global_options(["rank", "--", "--quiet"], flags, valued) == ["rank", "--", "--quiet"]
 
 
 def test_train_onboard_rank_end_to_end(tmp_path):
     data = tmp_path / "answers.jsonl"
     rows = make_dataset(data)
-    model_dir = tmp_path / "model"
-    result = runner.invoke(app, ["train", str(data), "--out", str(model_dir), "--featurizer", "stats",
-                                 "--factors", "2"])
-    assert result.exit_code == 0, result.output
+    model_dir = train_small(tmp_path, data, "--threads", "1")
     assert (model_dir / "model.safetensors").is_file()
 
     questions = tmp_path / "questions.jsonl"
-    # short response always first, so a user who likes short answers always says "a"
-    questions.write_text("\n".join(json.dumps({"prompt": r["prompt"],
-                                               "response_a": min(r["response_a"], r["response_b"], key=len),
-                                               "response_b": max(r["response_a"], r["response_b"], key=len)})
-                                   for r in rows[:20]) + "\n")
-    answers = "maybe\n" + "a\n" * 4
-    profile = tmp_path / "me.json"
-    result = runner.invoke(app, ["onboard", str(model_dir), "--questions", str(questions), "--budget", "4",
-                                 "--out", str(profile), "--user-id", "me"], input=answers)
+    write_questions(questions, rows[:20])
+    profiles = tmp_path / "profiles"
+    base = ["onboard", "--reward-model", str(model_dir), "--questions", str(questions), "--budget", "4",
+            "--user-id", "me", "--profiles-dir", str(profiles)]
+    result = runner.invoke(app, base, input="maybe\n" + "a\n" * 4)
     assert result.exit_code == 0, result.output
-    assert "question 1 of 4" in result.output and "confidence" in result.output
-    assert "please answer a, b, tie or q" in result.output
+    assert "question 1 of 4" in result.output and "please answer a, b, tie or q" in result.output
+    progress = re.findall(r"(\d)/4 answered .* remaining uncertainty (\d+)%", result.output)
+    assert [int(n) for n, _ in progress] == [1, 2, 3, 4]
+    shares = [int(p) for _, p in progress]
+    assert all(0 < s <= 100 for s in shares) and shares == sorted(shares, reverse=True) and shares[-1] < shares[0]
+    profile = profiles / "me.json"
     saved = json.loads(profile.read_text())
     assert saved["user_id"] == "me" and len(saved["answers"]) == 4
 
-    result = runner.invoke(app, ["rank", str(model_dir), "--user", str(profile), "--prompt", "question 1",
-                                 "Short answer 99.",
-                                 "A long answer number 99 that explains everything, with detail and context."])
+    again = runner.invoke(app, base, input="a\n" * 4)
+    assert again.exit_code == 2 and "--resume" in again.output and "--overwrite" in again.output
+    assert len(json.loads(profile.read_text())["answers"]) == 4
+    resumed = runner.invoke(app, [*base, "--resume", "--budget", "2", "--json"], input="a\n" * 2)
+    assert resumed.exit_code == 0, resumed.output
+    summary = json.loads(resumed.stdout[resumed.stdout.index("{"):])  # the test runner echoes typed input
+    saved = json.loads(profile.read_text())
+    assert summary["answers"] == len(saved["answers"]) == 6 and summary["profile"] == str(profile)
+    asked = [(a["prompt"], a["response_a"]) for a in saved["answers"]]
+    assert len(set(asked)) == 6, "a resumed session asks new questions only"
+    other = runner.invoke(app, [*base[:-4], "--user-id", "you", "--profiles-dir", str(profiles)], input="b\n" * 4)
+    assert other.exit_code == 0 and (profiles / "you.json").is_file() and profile.is_file()
+
+    short, wordy = "Short answer 99.", "A long answer number 99 that explains everything, with detail and context."
+    ask = ["rank", "--reward-model", str(model_dir), "--user-id", "me", "--profiles-dir", str(profiles),
+           "--prompt", "question 1", short, wordy]
+    result = runner.invoke(app, [*ask, "--quiet"])
     assert result.exit_code == 0, result.output
-    assert "best for me: Short answer 99." in result.output
+    assert result.output.splitlines()[-1] == f"best for me: {short}"
+    table = [line.split("\t") for line in result.output.splitlines()[:-1]]
+    as_json = runner.invoke(app, [*ask, "--json"])
+    assert as_json.exit_code == 0, as_json.output
+    document = json.loads(as_json.stdout)
+    assert table[0] == ["rank", "reward", "candidate"] and document["best"] == short
+    assert [[str(r["rank"]), f"{r['reward']:+.3f}", r["candidate"]] for r in document["ranking"]] == table[1:]
+    you = json.loads(runner.invoke(app, [*ask[:3], "--user-id", "you", *ask[5:], "--json"]).stdout)
+    assert you["best"] == wordy
 
 
 def test_onboard_from_answer_file_and_bad_input(tmp_path):
     data = tmp_path / "answers.jsonl"
     rows = make_dataset(data)
-    model_dir = tmp_path / "model"
-    assert runner.invoke(app, ["train", str(data), "--out", str(model_dir), "--featurizer", "stats",
-                               "--factors", "2"]).exit_code == 0
+    model_dir = train_small(tmp_path, data)
     mine = tmp_path / "mine.jsonl"
     mine.write_text("\n".join(json.dumps({k: v for k, v in r.items() if k not in ("user_id", "split")})
                               for r in rows[:8]) + "\n")
-    result = runner.invoke(app, ["onboard", str(model_dir), "--answers", str(mine), "--out", str(tmp_path / "p.json")])
+    result = runner.invoke(app, ["onboard", "--reward-model", str(model_dir), "--answers", str(mine)])
+    assert result.exit_code == 2 and "give --user-id" in result.output
+    result = runner.invoke(app, ["onboard", "--reward-model", str(model_dir), "--answers", str(mine),
+                                 "--profile", str(tmp_path / "p.json"), "--user-id", "me"])
     assert result.exit_code == 0, result.output
     assert len(json.loads((tmp_path / "p.json").read_text())["answers"]) == 8
 
     bad = tmp_path / "bad.jsonl"
     bad.write_text(json.dumps({"user_id": "u", "prompt": "p", "response_a": "x", "response_b": "y",
                                "preference": "left"}) + "\n")
-    result = runner.invoke(app, ["train", str(bad), "--out", str(tmp_path / "m2"), "--featurizer", "stats"])
+    result = runner.invoke(app, ["train", str(bad), "--output-dir", str(tmp_path / "m2"), "--featurizer", "stats"])
     assert result.exit_code == 2
     assert "row 0" in result.output and "preference" in result.output
     assert not (tmp_path / "m2").exists()
@@ -89,26 +184,66 @@ def test_onboard_from_answer_file_and_bad_input(tmp_path):
 def test_clear_errors_instead_of_tracebacks(tmp_path):
     data = tmp_path / "answers.jsonl"
     make_dataset(data)
+    (tmp_path / "settings.json").write_text(json.dumps({"n_factors": 2, "heads": "mlp"}))
     for args, message in [
         (["train", str(data), "--featurizer", "bogus"], "unknown featurizer"),
         (["train", str(data), "--head", "transformer"], "head must be"),
+        (["train", str(data), "--config", str(tmp_path / "settings.json")], "unknown setting(s) ['heads']"),
         (["evaluate", str(data), "--budgets", "1..40"], "cannot read '1..40'"),
-        (["evaluate", str(data), "--strategies", "activ"], "unknown selector"),
+        (["evaluate", str(data), "--selectors", "activ"], "unknown selector"),
+        (["rank", "--reward-model", str(tmp_path), "--prompt", "p", "x", "--user-id", "../etc"], "cannot be a file name"),
     ]:
         result = runner.invoke(app, args)
         assert result.exit_code == 2, result.output
         assert message in result.output
 
 
+def test_config_file_with_command_line_overrides(tmp_path):
+    data = tmp_path / "answers.jsonl"
+    make_dataset(data)
+    settings = tmp_path / "settings.json"
+    settings.write_text(json.dumps({"n_factors": 3, "l2": 0.5, "max_steps": 50}))
+    model_dir = train_small(tmp_path, data, "--config", str(settings), "--max-steps", "30")
+    saved = json.loads((model_dir / "config.json").read_text())["config"]
+    assert (saved["n_factors"], saved["l2"], saved["max_steps"]) == (2, 0.5, 30)
+    again = tmp_path / "again"
+    result = runner.invoke(app, ["train", str(data), "--output-dir", str(again), "--featurizer", "stats",
+                                 "--config", str(model_dir / "config.json")])
+    assert result.exit_code == 0, result.output
+    assert json.loads((again / "config.json").read_text())["config"] == saved
+
+
 def test_onboard_answers_file_with_several_users(tmp_path):
     data = tmp_path / "answers.jsonl"
     make_dataset(data)
-    model_dir = tmp_path / "model"
-    assert runner.invoke(app, ["train", str(data), "--out", str(model_dir), "--featurizer", "stats",
-                               "--factors", "2"]).exit_code == 0
-    result = runner.invoke(app, ["onboard", str(model_dir), "--answers", str(data), "--out", str(tmp_path / "p.json")])
-    assert result.exit_code == 2 and "pick one with --user-id" in result.output
-    result = runner.invoke(app, ["onboard", str(model_dir), "--answers", str(data), "--user-id", "user3",
-                                 "--out", str(tmp_path / "p.json")])
+    model_dir = train_small(tmp_path, data)
+    base = ["onboard", "--reward-model", str(model_dir), "--answers", str(data), "--profiles-dir", str(tmp_path)]
+    result = runner.invoke(app, base + ["--user-id", "nobody"])
+    assert result.exit_code == 2 and "none of 'nobody'" in result.output
+    result = runner.invoke(app, base + ["--user-id", "user3", "--json"])
     assert result.exit_code == 0, result.output
-    assert len(json.loads((tmp_path / "p.json").read_text())["answers"]) == 30
+    assert json.loads(result.stdout)["answers"] == 30
+    assert len(json.loads((tmp_path / "user3.json").read_text())["answers"]) == 30
+
+
+@pytest.fixture(scope="module")
+def tiny_world(tmp_path_factory):
+    from preflm.simulate import WorldConfig, write_world
+
+    config = WorldConfig(n_prompts=30, n_mixture_users=6, train_answers_per_user=60, pool_size=20, test_size=20)
+    return write_world(tmp_path_factory.mktemp("world") / "world.jsonl", config)
+
+
+def test_evaluate_json_matches_the_table(tiny_world, tmp_path):
+    args = ["evaluate", str(tiny_world), "--featurizer", "stats", "--output", str(tmp_path / "r.json"),
+            "--budgets", "5,10", "--seeds", "1", "--n-factors", "2", "--max-steps", "100", "--no-ablations",
+            "--no-known-phi", "--selectors", "active,random"]
+    table = runner.invoke(app, [*args, "--quiet"])
+    assert table.exit_code == 0, table.output
+    lines = [line.split("\t") for line in table.stdout.splitlines()]
+    document = json.loads(runner.invoke(app, [*args, "--json"]).stdout)
+    assert lines[0] == ["method", "selector", "acc@5", "acc@10", "acc@20", "acc@40"]
+    expected = [[r["method"], r["selector"], *(f"{r['accuracy'][b]:.3f}" if b in r["accuracy"] else "-"
+                                               for b in ("5", "10", "20", "40"))] for r in document["summary"]]
+    assert lines[1:] == expected
+    assert [(r["method"], r["selector"]) for r in document["summary"]] == [("pref", "active"), ("pref", "random"), ("oracle", "-")]

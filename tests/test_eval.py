@@ -39,9 +39,9 @@ def small_world(tmp_path_factory):
 
 def test_evaluate_writes_json_and_report(small_world, tmp_path):
     out, report = tmp_path / "r.json", tmp_path / "report"
-    result = runner.invoke(app, ["evaluate", str(small_world), "--featurizer", "stats", "--out", str(out),
-                                 "--report", str(report), "--budgets", "1,5,10,20,40", "--seeds", "2",
-                                 "--factors", "4", "--j-sweep", "2,4"])
+    result = runner.invoke(app, ["evaluate", str(small_world), "--featurizer", "stats", "--output", str(out),
+                                 "--report-dir", str(report), "--budgets", "1,5,10,20,40", "--seeds", "2",
+                                 "--n-factors", "4", "--j-sweep", "2,4"])
     assert result.exit_code == 0, result.output
     results = json.loads(out.read_text())
     assert results["split_from_file"] is True
@@ -77,7 +77,7 @@ def test_evaluate_writes_json_and_report(small_world, tmp_path):
 
 def test_evaluate_rejects_unknown_method(small_world, tmp_path):
     result = runner.invoke(app, ["evaluate", str(small_world), "--featurizer", "stats", "--methods", "pref,nope",
-                                 "--out", str(tmp_path / "r.json"), "--budgets", "5", "--seeds", "1"])
+                                 "--output", str(tmp_path / "r.json"), "--budgets", "5", "--seeds", "1"])
     assert result.exit_code == 2 and "unknown method" in result.output
 
 
@@ -87,7 +87,7 @@ def test_dsp_converter(tmp_path):
     from preflm.simulate.dsp import SOURCES
 
     out = tmp_path / "dsp.jsonl"
-    result = runner.invoke(app, ["dsp", str(DSP), "--out", str(out)])
+    result = runner.invoke(app, ["dsp", str(DSP), "--output", str(out)])
     assert result.exit_code == 0, result.output
     frame = load_preferences(out)
     assert set(frame["split"]) == {"train", "pool", "test"}

@@ -11,13 +11,12 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
-import typer
 from typer.testing import CliRunner
 
 from preflm.data import AnswerMatrix, normalize_frame
 from preflm.factorize import RewardFactorization
 from preflm.featurize import TextStatsFeaturizer
-from preflm.generate.cli import generate_command
+from preflm.cli import app
 from preflm.generate.generators import (
     GenerationConfig,
     GenerationError,
@@ -278,18 +277,16 @@ def test_generate_cli_prints_the_users_best_candidate(server, tmp_path):
     model = _fit_length_model()
     model.save(tmp_path / "model")
     UserProfile("wordy", list(model.user_weights_[model.user_index("wordy")]), np.eye(2).tolist()).save(tmp_path / "p.json")
-    app = typer.Typer()
-    app.command("generate")(generate_command)
-    args = ["how do I bake bread", "--model", str(tmp_path / "model"), "--user", str(tmp_path / "p.json"),
-            "--generator", f"openai:{server.url}#m", "--n", "4", "--show-candidates"]
+    args = ["generate", "how do I bake bread", "--reward-model", str(tmp_path / "model"), "--profile", str(tmp_path / "p.json"),
+            "--model-name-or-path", f"openai:{server.url}#m", "-n", "4", "--show-candidates"]
     result = CliRunner().invoke(app, args, env={"COLUMNS": "200"})
     assert result.exit_code == 0, result.output
     assert "best-of-n answer for wordy" in result.output and "4 candidates scored" in result.output
     assert "in detail" in result.output.split("best-of-n answer")[1]
-    down = CliRunner().invoke(app, args[:-5] + ["--generator", f"openai:http://127.0.0.1:{_closed_port()}/v1#m"])
+    down = CliRunner().invoke(app, args[:-5] + ["--model-name-or-path", f"openai:http://127.0.0.1:{_closed_port()}/v1#m"])
     assert down.exit_code == 2 and "unreachable" in down.output
-    no_user = CliRunner().invoke(app, ["q", "--model", str(tmp_path / "model"), "--method", "guided"])
-    assert no_user.exit_code == 2 and "needs --user" in no_user.output
+    no_user = CliRunner().invoke(app, ["generate", "q", "--reward-model", str(tmp_path / "model"), "--method", "guided"])
+    assert no_user.exit_code == 2 and "needs --user-id" in no_user.output
 
 
 @pytest.fixture(scope="module")

@@ -1,23 +1,87 @@
-"""The ``preflm`` command line: a thin shell over the library."""
+"""The ``preflm`` command line: a thin shell over the library.
+
+Naming, the same in every command (aligned with TRL / Hugging Face): ``--reward-model DIR`` is a model
+saved by ``preflm train``; ``--model-name-or-path`` a causal LM (hub id, path or a preflm spec);
+``--user-id`` names a person and ``--profile`` their profile file (default ``PROFILES_DIR/USER_ID.json``);
+``--selector`` chooses questions; ``--output`` is a file and ``--output-dir`` a folder; ``--json``
+prints one JSON document on stdout. Global options (``--threads``, ``--quiet``) may also follow the command.
+"""
 
 from __future__ import annotations
 
+import functools
+import inspect
 import json
+import re
+import sys
+import typing
+from dataclasses import MISSING, fields
 from pathlib import Path
 from typing import Optional
 
 import typer
 from rich.console import Console
+from rich.panel import Panel
 from rich.table import Table
+from typer.core import TyperGroup
 
-from preflm.generate.cli import generate_command
+from preflm import __version__
+
+
+class _GlobalOptionsGroup(TyperGroup):
+    """Accepts the global options after the command too (``preflm rank ... --threads 1``)."""
+
+    FLAGS = ("--quiet", "-q")
+    VALUED = ("--threads",)
+
+    def parse_args(self, ctx, args):
+        return super().parse_args(ctx, _hoist_global_options(list(args), self.FLAGS, self.VALUED))
+
+
+def _hoist_global_options(args: list[str], flags, valued) -> list[str]:
+    """Move global options found after the command name in front of it (stops at ``--``)."""
+    start = 0
+    while start < len(args) and args[start].startswith("-"):
+        start += 2 if args[start] in valued else 1
+    if start >= len(args):
+        return args
+    head, rest, moved = args[: start + 1], [], []
+    tail = args[start + 1 :]
+    index = 0
+    while index < len(tail):
+        arg = tail[index]
+        if arg == "--":
+            rest.extend(tail[index:])
+            break
+        if arg in flags or any(arg.startswith(v + "=") for v in valued):
+            moved.append(arg)
+        elif arg in valued and index + 1 < len(tail):
+            moved.extend(tail[index : index + 2])
+            index += 1
+        else:
+            rest.append(arg)
+        index += 1
+    return moved + head + rest
+
 
 app = typer.Typer(
+    cls=_GlobalOptionsGroup,
     help="Personalize LLM answers to each user with reward factorization (PReF).",
     no_args_is_help=True,
     add_completion=False,
+    rich_markup_mode=None,
+    pretty_exceptions_enable=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
 )
-console = Console()
+console = Console(soft_wrap=True)
+"""Messages (progress, notes); silenced by --quiet. Results are written with :func:`_echo`."""
+err_console = Console(stderr=True, soft_wrap=True)
+
+
+def _show_version(value: bool) -> None:
+    if value:
+        typer.echo(f"preflm {__version__}")
+        raise typer.Exit()
 
 
 @app.callback()
@@ -25,8 +89,18 @@ def _options(
     threads: Optional[int] = typer.Option(
         None, help="Torch CPU threads (e.g. 1 on a small shared machine, where threads fight over cores)."
     ),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="Print only results and errors (no messages, no progress bars)."),
+    version: bool = typer.Option(
+        False, "--version", callback=_show_version, is_eager=True, help="Print the version and exit."
+    ),
 ) -> None:
-    """Personalize LLM answers to each user with reward factorization (PReF)."""
+    """Personalize LLM answers to each user with reward factorization (PReF).
+
+    Global options may come before or after the command. Output is plain text (tab-separated tables,
+    no colours, no progress bars) when it is not a terminal; --json on rank, onboard, generate and
+    evaluate prints one JSON document.
+    """
+    console.quiet = err_console.quiet = quiet
     if threads is not None:
         import torch
 
@@ -34,159 +108,313 @@ def _options(
 
 
 def _fail(message: str) -> None:
-    console.print(f"[red]error:[/red] {message}")
+    Console(stderr=True, soft_wrap=True).print(f"[red]error:[/red] {message}", highlight=False)
     raise typer.Exit(2)
 
 
-def _config(factors, head, svd_init, l2, seed, max_steps):
-    from preflm.factorize import FactorizeConfig
+def _messages(as_json: bool) -> Console:
+    """Where human-readable messages go: stderr when stdout carries JSON."""
+    return err_console if as_json else console
 
-    return FactorizeConfig(n_factors=factors, head=head, svd_init=svd_init, l2=l2, seed=seed, max_steps=max_steps)
+
+def _progress() -> bool:
+    """Progress bars only for a person watching a terminal."""
+    return not console.quiet and sys.stderr.isatty()
+
+
+def _echo(text: str) -> None:
+    typer.echo(text)
+
+
+def _emit_json(value) -> None:
+    typer.echo(json.dumps(value, indent=2, ensure_ascii=False))
+
+
+def _emit_table(columns: list[str], rows: list[list[str]], title: str | None = None) -> None:
+    """A rich table on a terminal, tab-separated lines (header first) otherwise."""
+    if sys.stdout.isatty():
+        table = Table(*columns, title=title)
+        for row in rows:
+            table.add_row(*row)
+        Console().print(table)
+        return
+    if title:
+        console.print(title, highlight=False)
+    for row in [columns, *rows]:
+        typer.echo("\t".join(str(cell).replace("\t", " ").replace("\n", " ") for cell in row))
+
+
+def _config_options(skip: tuple[str, ...] = ()):
+    """Add one option per FactorizeConfig field (help from the field's metadata) and ``--config FILE``.
+
+    The command receives ``config``: the dataclass defaults, overridden by the JSON file (flat, or the
+    ``config.json`` of a saved model), overridden by the options given on the command line.
+    """
+    from preflm.factorize.config import FactorizeConfig
+
+    hints = typing.get_type_hints(FactorizeConfig)
+    chosen = [f for f in fields(FactorizeConfig) if f.name not in skip]
+
+    def decorate(func):
+        signature = inspect.signature(func)
+        own = [p for p in signature.parameters.values() if p.name != "config"]
+        extra = [
+            inspect.Parameter(
+                "config_file",
+                inspect.Parameter.KEYWORD_ONLY,
+                annotation=Optional[Path],
+                default=typer.Option(
+                    None, "--config",
+                    help="JSON file of training settings (the names below with underscores, or a saved model's "
+                    "config.json); options given on the command line win.",
+                ),
+            )
+        ]
+        for f in chosen:
+            default = f.default if f.default is not MISSING else None
+            if isinstance(default, bool):
+                default = f"--{'' if default else 'no-'}{f.name.replace('_', '-')}"
+            extra.append(
+                inspect.Parameter(
+                    f.name,
+                    inspect.Parameter.KEYWORD_ONLY,
+                    annotation=Optional[hints[f.name]],
+                    default=typer.Option(None, help=f"{f.metadata['help']} Default: {default}.", show_default=False),
+                )
+            )
+
+        @functools.wraps(func)
+        def wrapper(**kwargs):
+            given = {f.name: kwargs.pop(f.name) for f in chosen}
+            config_file = kwargs.pop("config_file")
+            try:
+                values = _read_config_file(config_file, {f.name for f in chosen}) if config_file else {}
+                values.update({k: v for k, v in given.items() if v is not None})
+                kwargs["config"] = FactorizeConfig(**values)
+            except ValueError as err:
+                _fail(str(err))
+            return func(**kwargs)
+
+        wrapper.__signature__ = signature.replace(parameters=own + extra)
+        wrapper.__annotations__ = {p.name: p.annotation for p in own + extra}
+        return wrapper
+
+    return decorate
+
+
+def _read_config_file(path: Path, allowed: set[str]) -> dict:
+    try:
+        values = json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError) as err:
+        raise ValueError(f"{path}: cannot read the settings file ({err})") from None
+    if isinstance(values, dict) and isinstance(values.get("config"), dict) and "format_version" in values:
+        values = values["config"]
+    if not isinstance(values, dict):
+        raise ValueError(f"{path}: expected a JSON object of settings")
+    unknown = sorted(set(values) - allowed)
+    if unknown:
+        raise ValueError(f"{path}: unknown setting(s) {unknown}; known: {sorted(allowed)}")
+    return values
+
+
+REWARD_MODEL = typer.Option(..., "--reward-model", help="A reward model folder saved by `preflm train`.")
+USER_ID_HELP = "The person's id; their profile is PROFILES_DIR/USER_ID.json unless --profile is given."
+PROFILES_DIR = typer.Option(Path("profiles"), help="Folder of user profiles, one USER_ID.json each.")
+PROFILE = typer.Option(None, help="Profile file (overrides --user-id/--profiles-dir).")
+AS_JSON = typer.Option(False, "--json", help="Print one JSON document on stdout (messages go to stderr).")
+SEED = typer.Option(0, help="Random seed (results are reproducible for a given seed).")
+
+
+def _profile_path(profile: Optional[Path], user_id: Optional[str], profiles_dir: Path) -> Path:
+    if profile is not None:
+        return profile
+    if user_id is None:
+        _fail("give --user-id (or --profile FILE)")
+    if not re.fullmatch(r"[A-Za-z0-9_@+-][A-Za-z0-9_.@+-]*", user_id):
+        _fail(f"user id {user_id!r} cannot be a file name; give --profile FILE as well")
+    return profiles_dir / f"{user_id}.json"
 
 
 @app.command()
+@_config_options()
 def train(
     data: Path = typer.Argument(..., help="Answers: JSONL/CSV/Parquet file, datasets folder or hub id."),
-    out: Path = typer.Option(Path("runs/model"), help="Folder for model.safetensors + config.json."),
+    output_dir: Path = typer.Option(Path("runs/model"), help="Folder for model.safetensors + config.json."),
     featurizer: str = typer.Option(
         "minilm+stats", help="minilm+stats, minilm, stats, st:<model>[+stats] or lm:<model>[+stats] (frozen causal LM)."
     ),
-    factors: int = typer.Option(8, help="J, the number of base reward functions."),
-    head: str = typer.Option("mlp", help="mlp (one hidden layer, the default) or linear (as in the paper)."),
-    svd_init: bool = typer.Option(True, help="SVD initialization (--no-svd-init for the ablation)."),
-    l2: float = typer.Option(1e-3, help="L2 regularization strength (0 for the ablation)."),
-    max_steps: int = typer.Option(2000, help="Most optimizer steps (early stopping on held-out answers)."),
     user_column: str = typer.Option("user_id", help="Column naming the user."),
     backbone: str = typer.Option(
         "none", help="Train a causal-LM backbone too: lora or full (none: features from --featurizer, frozen)."
     ),
-    lm: str = typer.Option("smollm2", help="Causal LM for --backbone: smollm2 (offline), a hub id or a path."),
-    minutes: Optional[float] = typer.Option(None, help="Time budget for --backbone training."),
-    seed: int = typer.Option(0),
+    model_name_or_path: str = typer.Option(
+        "smollm2", help="Causal LM for --backbone: smollm2 (offline), a hub id or a path."
+    ),
+    minutes: Optional[float] = typer.Option(None, help="Time budget for --backbone training, in minutes."),
+    config=None,
 ) -> None:
     """Learn base reward functions phi and seen users' weights from many users' answers.
 
-    When the data has a ``split`` column only its ``train`` rows are used. With ``--backbone lora|full``
-    the LM itself is trained in the paper's two phases (see preflm.factorize.backbone; multi-GPU via
-    ``accelerate launch``); the saved model is used by every other command the same way.
+    When the data has a split column only its train rows are used. With --backbone lora|full the LM
+    itself is trained in the paper's two phases (multi-GPU via accelerate launch); the saved model is
+    used by every other command the same way.
     """
-    from preflm.data import AnswerMatrix, load_preferences
-    from preflm.factorize.pipeline import featurize_items, train_reward_model
-    from preflm.featurize import CachedFeaturizer, featurizer_from_name
+    from preflm.api import PReF, load_training_answers
 
+    if backbone not in ("none", "lora", "full"):
+        _fail(f"--backbone must be none, lora or full, got {backbone!r}")
     try:
-        frame = load_preferences(data, user_column=user_column)
-        if "split" in frame.columns:
-            frame = frame[frame["split"] == "train"]
-            if frame.empty:
-                _fail(f"{data}: the split column has no 'train' rows")
-        matrix = AnswerMatrix.from_frame(frame, source=str(data))
-        config = _config(factors, head, svd_init, l2, seed, max_steps)
-        feats = CachedFeaturizer(featurizer_from_name(featurizer)) if backbone == "none" else None
+        matrix = load_training_answers(data, user_column)
+        if backbone == "none":
+            from preflm.featurize import CachedFeaturizer, featurizer_from_name
+
+            feats = CachedFeaturizer(featurizer_from_name(featurizer))
     except ValueError as err:
         _fail(str(err))
     console.print(f"{matrix.n_answers} answers from {matrix.n_users} users on {matrix.n_pairs} pairs")
     if backbone != "none":
         from preflm.factorize import BackboneConfig, FactorizeConfig, train_backbone
 
-        if backbone not in ("lora", "full"):
-            _fail(f"--backbone must be none, lora or full, got {backbone!r}")
-        config = BackboneConfig(
-            model=lm, mode=backbone, factorize=FactorizeConfig(n_factors=factors, head="linear", l2=l2, seed=seed),
-            output_dir=str(out), time_budget_minutes=minutes,
+        backbone_config = BackboneConfig(
+            model=model_name_or_path, mode=backbone,
+            factorize=FactorizeConfig(n_factors=config.n_factors, head="linear", l2=config.l2, seed=config.seed),
+            output_dir=str(output_dir), time_budget_minutes=minutes,
         )
-        model = train_backbone(matrix, config)
-        console.print(f"held-out accuracy on seen users: {model.validation_accuracy_:.3f}; saved model to {out}")
+        model = train_backbone(matrix, backbone_config, progress=_progress())
+        console.print(f"held-out accuracy on seen users: {model.validation_accuracy_:.3f}; saved model to {output_dir}")
         return
-    features = featurize_items(matrix, feats)
-    model = train_reward_model(matrix, features, feats, config)
-    model.save(out)
+    pref = PReF(config, featurizer=feats).fit(matrix, progress=_progress())
+    pref.save_pretrained(output_dir)
+    model = pref.reward_model
     console.print(f"held-out accuracy on seen users: {model.validation_accuracy_:.3f} (step {model.best_step_})")
-    console.print(f"saved model to {out}")
+    console.print(f"saved model to {output_dir}")
 
 
-def _ask(console: Console, index: int, row, number: int, total: int) -> Optional[float]:
-    console.rule(f"question {number} of {total}")
-    console.print(f"[bold]Prompt:[/bold] {row['prompt']}\n")
-    console.print(f"[bold cyan]A:[/bold cyan] {row['response_a']}\n")
-    console.print(f"[bold magenta]B:[/bold magenta] {row['response_b']}\n")
+def _ask(out: Console, row, number: int, total: int) -> Optional[str]:
+    out.rule(f"question {number} of {total}")
+    out.print(f"[bold]Prompt:[/bold] {row['prompt']}\n", highlight=False)
+    out.print(f"[bold cyan]A:[/bold cyan] {row['response_a']}\n", highlight=False)
+    out.print(f"[bold magenta]B:[/bold magenta] {row['response_b']}\n", highlight=False)
     while True:
-        reply = typer.prompt("Which do you prefer? [a/b/tie, q to stop]").strip().lower()
+        reply = typer.prompt("Which do you prefer? [a/b/tie, q to stop]", err=out.stderr).strip().lower()
         if reply in ("a", "b", "tie", "t"):
-            return {"a": 1.0, "b": 0.0, "tie": 0.5, "t": 0.5}[reply]
+            return "tie" if reply == "t" else reply
         if reply in ("q", "quit"):
             return None
-        console.print("please answer a, b, tie or q")
+        out.print("please answer a, b, tie or q")
 
 
 @app.command()
 def onboard(
-    model_dir: Path = typer.Argument(..., help="A model saved by `preflm train`."),
-    out: Path = typer.Option(Path("runs/profile.json"), help="Where to save the user's profile (JSON)."),
-    questions: Optional[Path] = typer.Option(None, help="Pool of questions (prompt, response_a, response_b)."),
+    reward_model: Path = REWARD_MODEL,
+    user_id: Optional[str] = typer.Option(
+        None, help=USER_ID_HELP + " Required, except with an --answers file of one user that names them."
+    ),
+    questions: Optional[Path] = typer.Option(None, help="Interactive: pool of questions (prompt, response_a, response_b)."),
     answers: Optional[Path] = typer.Option(
         None, help="Non-interactive: a file of this user's answers (all are used; --budget/--selector apply to --questions)."
     ),
-    budget: int = typer.Option(10, help="How many questions to ask."),
-    selector: str = typer.Option("active", help="active (PReF bandit rule), random or uncertainty."),
-    user_id: str = typer.Option("new-user"),
-    seed: int = typer.Option(0),
+    budget: int = typer.Option(10, help="How many questions to ask (interactive)."),
+    selector: str = typer.Option("active", help="Question selection: active (PReF bandit rule), random or uncertainty."),
+    profiles_dir: Path = PROFILES_DIR,
+    profile: Optional[Path] = PROFILE,
+    overwrite: bool = typer.Option(False, help="Replace an existing profile of this user."),
+    resume: bool = typer.Option(False, help="Add the new answers to this user's existing profile."),
+    seed: int = SEED,
+    as_json: bool = AS_JSON,
 ) -> None:
-    """Learn a new user's weights from a few answers: interactively in the terminal or from a file."""
-    from preflm.data import DataError, load_preferences, load_questions
-    from preflm.factorize import RewardFactorization
-    from preflm.onboard import OnboardingSession
+    """Learn a new user's weights from a few answers: interactively in the terminal or from a file.
 
+    The progress line shows the answers given and the remaining uncertainty: the spread of the user's
+    weights still unknown, as a share of the spread among all users (100% = the model knows only the
+    population; sqrt of trace(posterior covariance) / trace(prior covariance)). It says how much the
+    model has learnt about this user, not how accurate its predictions are.
+    """
+    from preflm.api import PReF, remaining_uncertainty
+    from preflm.data import DataError
+    from preflm.onboard import UserProfile
+
+    out = _messages(as_json)
+    if (questions is None) == (answers is None):
+        _fail("give either --questions (interactive) or --answers (from a file)")
+    if overwrite and resume:
+        _fail("--overwrite and --resume exclude each other")
+    if user_id is None and profile is None and answers is not None:
+        try:
+            from preflm.data import load_preferences
+
+            unnamed = "\0unnamed"
+            ids = load_preferences(answers, default_user=unnamed)["user_id"].unique()
+        except (DataError, ValueError) as err:
+            _fail(str(err))
+        if len(ids) == 1 and ids[0] != unnamed:
+            user_id = str(ids[0])
+    if user_id is None and profile is None:
+        _fail("give --user-id: each person's profile is saved under their id")
+    path = _profile_path(profile, user_id, profiles_dir)
+    previous = None
+    if path.exists() and not (overwrite or resume):
+        _fail(f"{path} exists: --resume adds answers to it, --overwrite replaces it")
+    if resume:
+        if not path.exists():
+            _fail(f"--resume: no profile at {path}")
+        try:
+            previous = UserProfile.load(path)
+        except ValueError as err:
+            _fail(str(err))
+        if user_id is not None and previous.user_id != user_id:
+            _fail(f"{path} is the profile of {previous.user_id!r}, not {user_id!r}")
+        user_id = previous.user_id
     try:
-        model = RewardFactorization.load(model_dir)
+        pref = PReF.from_pretrained(reward_model)
         if answers is not None:
-            given = load_preferences(answers, default_user=user_id)
-            users_in_file = given["user_id"].unique()
-            if len(users_in_file) > 1:
-                if user_id not in users_in_file:
-                    _fail(f"{answers} holds answers of {len(users_in_file)} users; pick one with --user-id "
-                          f"(e.g. {', '.join(map(str, users_in_file[:3]))})")
-                given = given[given["user_id"] == user_id].reset_index(drop=True)
-            session = OnboardingSession.from_questions(model, given, user_id=user_id, model_path=str(model_dir))
-            for index, label in enumerate(given["preference"]):
-                session.record(index, float(label))
-        elif questions is not None:
-            pool = load_questions(questions)
-            session = OnboardingSession.from_questions(
-                model, pool, selector=selector, user_id=user_id, model_path=str(model_dir), seed=seed
-            )
-            total = min(budget, len(pool))
+            result = pref.onboard(answers, user_id=user_id, resume=previous)
+            uncertainty = None
+        else:
+            session = pref.session(questions, user_id=user_id, selector=selector, seed=seed, resume=previous)
+            start = len(session.asked)
+            total = min(budget, len(session.z) - start)
             for number in range(1, total + 1):
                 index = session.next_question()
-                label = _ask(console, index, pool.iloc[index], number, total)
+                label = _ask(out, session.questions.iloc[index], number, total)
                 if label is None:
                     break
                 session.record(index, label)
-                console.print(
-                    f"[green]{len(session.asked)}/{total} answered[/green] - the model now predicts this user's "
-                    f"choices with {session.confidence():.0%} confidence"
+                out.print(
+                    f"[green]{len(session.asked) - start}/{total} answered[/green] ({len(session.asked)} in all) - "
+                    f"remaining uncertainty {remaining_uncertainty(session):.0%} of the population's spread"
                 )
-        else:
-            _fail("give --questions (interactive) or --answers (from a file)")
+            result = session.profile()
+            uncertainty = remaining_uncertainty(session)
     except (DataError, FileNotFoundError, ValueError) as err:
         _fail(str(err))
-    session.profile().save(out)
-    console.print(f"saved profile of {user_id} ({len(session.asked)} answers) to {out}")
+    result.save(path)
+    if as_json:
+        summary = {"user_id": result.user_id, "profile": str(path), "answers": len(result.answers),
+                   "weights": result.weights}
+        if uncertainty is not None:
+            summary["remaining_uncertainty"] = uncertainty
+        _emit_json(summary)
+    else:
+        _echo(f"saved profile of {result.user_id} ({len(result.answers)} answers) to {path}")
 
 
 @app.command()
 def rank(
-    model_dir: Path = typer.Argument(..., help="A model saved by `preflm train`."),
-    user: Path = typer.Option(..., help="A profile saved by `preflm onboard`."),
+    candidates: Optional[list[str]] = typer.Argument(None, help="Candidate responses (or use --candidates-file)."),
+    reward_model: Path = REWARD_MODEL,
     prompt: str = typer.Option(..., help="The prompt the candidates answer."),
-    candidates: list[str] = typer.Argument(None, help="Candidate responses (or use --candidates-file)."),
+    user_id: Optional[str] = typer.Option(None, help=USER_ID_HELP),
+    profiles_dir: Path = PROFILES_DIR,
+    profile: Optional[Path] = PROFILE,
     candidates_file: Optional[Path] = typer.Option(None, help="One candidate per line, or a JSON list."),
+    as_json: bool = AS_JSON,
 ) -> None:
-    """Best-of-N: score candidate responses with the user's personalized reward and print the best."""
-    from preflm.factorize import RewardFactorization
-    from preflm.generate import best_of_n
+    """Best-of-N: score candidate responses with the user's personalized reward, best first."""
+    from preflm.api import PReF
     from preflm.onboard import UserProfile
 
+    path = _profile_path(profile, user_id, profiles_dir)
     texts = list(candidates or [])
     if candidates_file is not None:
         raw = candidates_file.read_text()
@@ -194,16 +422,20 @@ def rank(
     if not texts:
         _fail("no candidates given")
     try:
-        model = RewardFactorization.load(model_dir)
-        profile = UserProfile.load(user)
-        ranking = best_of_n(model, profile.weight_vector, prompt, texts)
+        pref = PReF.from_pretrained(reward_model)
+        user = UserProfile.load(path)
+        ranking = pref.rank(user, prompt, texts)
     except (FileNotFoundError, ValueError) as err:
         _fail(str(err))
-    table = Table("rank", "reward", "candidate")
-    for position, index in enumerate(ranking.order, 1):
-        table.add_row(str(position), f"{ranking.scores[index]:+.3f}", texts[index])
-    console.print(table)
-    console.print(f"[bold]best for {profile.user_id}:[/bold] {ranking.best}")
+    rows = [
+        {"rank": position, "reward": float(ranking.scores[index]), "index": int(index), "candidate": texts[index]}
+        for position, index in enumerate(ranking.order, 1)
+    ]
+    if as_json:
+        _emit_json({"user_id": user.user_id, "prompt": prompt, "best": ranking.best, "ranking": rows})
+        return
+    _emit_table(["rank", "reward", "candidate"], [[str(r["rank"]), f"{r['reward']:+.3f}", r["candidate"]] for r in rows])
+    _echo(f"best for {user.user_id}: {ranking.best}")
 
 
 def _parse_ints(text: str) -> list[int]:
@@ -224,68 +456,77 @@ def _parse_ints(text: str) -> list[int]:
 
 @app.command()
 def world(
-    out: Path = typer.Option(Path("runs/world.jsonl"), help="Where to write the dataset (JSONL)."),
-    seed: int = typer.Option(0),
+    output: Path = typer.Option(Path("runs/world.jsonl"), help="Where to write the dataset (JSONL)."),
+    seed: int = SEED,
     mixture_users: int = typer.Option(36, help="Users with random mixtures over all attributes (besides the 84)."),
     temperature: float = typer.Option(0.2, help="Bradley-Terry temperature of simulated answers."),
 ) -> None:
     """Write the offline Attributes world: seen users' answers, new users' pool and test answers."""
     from preflm.simulate import WorldConfig, write_world
 
-    path = write_world(out, WorldConfig(seed=seed, n_mixture_users=mixture_users, temperature=temperature))
+    path = write_world(output, WorldConfig(seed=seed, n_mixture_users=mixture_users, temperature=temperature))
     console.print(f"wrote {path} (users and their true weights in {path.with_suffix('').name}.users.json)")
 
 
 @app.command()
 def dsp(
-    source: Path = typer.Argument(Path("../shared/data/dsp/domain_specific_preference.part1.json")),
-    out: Path = typer.Option(Path("runs/dsp.jsonl")),
-    seed: int = typer.Option(0),
+    source: Path = typer.Argument(
+        ..., help="domain_specific_preference JSON file of the Domain-Specific Preference dataset."
+    ),
+    output: Path = typer.Option(Path("runs/dsp.jsonl"), help="Where to write the dataset (JSONL)."),
+    seed: int = SEED,
 ) -> None:
     """Convert the Domain-Specific Preference data into multi-user answers in the standard format."""
     from preflm.simulate.dsp import write_dsp_dataset
 
     if not source.is_file():
         _fail(f"{source}: file not found")
-    console.print(f"wrote {write_dsp_dataset(source, out, seed=seed)}")
+    console.print(f"wrote {write_dsp_dataset(source, output, seed=seed)}")
+
+
+SUMMARY_BUDGETS = (5, 10, 20, 40)
 
 
 @app.command()
+@_config_options(skip=("seed",))
 def evaluate(
     data: Path = typer.Argument(..., help="Dataset in the standard format (a split column is honoured)."),
-    out: Path = typer.Option(Path("runs/evaluation.json"), help="JSON file of every number."),
-    report: Optional[Path] = typer.Option(None, help="Folder for report.md and PNG plots."),
-    title: str = typer.Option("preflm evaluation"),
-    featurizer: str = typer.Option("minilm+stats"),
+    output: Path = typer.Option(Path("runs/evaluation.json"), help="JSON file of every number."),
+    report_dir: Optional[Path] = typer.Option(None, help="Folder for report.md and PNG plots."),
+    title: str = typer.Option("preflm evaluation", help="Title of the report."),
+    featurizer: str = typer.Option("minilm+stats", help="Featurizer name, as for `preflm train`."),
     methods: str = typer.Option("pref", help="Comma-separated: pref and any registered baselines."),
-    factors: int = typer.Option(8, help="J for PReF."),
-    head: str = typer.Option("mlp", help="mlp or linear."),
-    svd_init: bool = typer.Option(True, help="--no-svd-init trains PReF without SVD initialization."),
-    l2: float = typer.Option(1e-3, help="L2 strength for PReF (0 = no regularization)."),
     ablations: bool = typer.Option(True, help="Also run PReF without SVD init and without L2."),
     known_phi: bool = typer.Option(True, help="Also run the known-phi bound when true features exist."),
     j_sweep: str = typer.Option("", help="J values to sweep, e.g. 1-12 (empty: no sweep)."),
     budgets: str = typer.Option("1-40", help="Answer budgets, e.g. 1-40 or 5,10,20."),
-    strategies: str = typer.Option("active,random"),
-    seeds: int = typer.Option(3),
+    selectors: str = typer.Option("active,random", help="Comma-separated question selectors to compare."),
+    seeds: int = typer.Option(3, help="Training seeds per method (intervals cover users and seeds)."),
     seed: int = typer.Option(0, help="Seed of the user split when the data has no split column."),
     user_column: str = typer.Option("user_id", help="Column naming the user."),
+    as_json: bool = AS_JSON,
+    config=None,
 ) -> None:
-    """Accuracy and AUC of personalization vs number of answers, active vs random, with 95% intervals."""
+    """Accuracy and AUC of personalization vs number of answers, per question selector, with 95% intervals.
+
+    Accuracy: share of a new user's held-out answers (ties left out) whose side the model predicts.
+    AUC: how well the predicted probabilities rank the user's choices. known_phi: PReF given the true
+    attribute scores as base rewards (an upper bound on what learning phi can reach). oracle: the
+    true reward (how predictable the simulated answers are at all).
+    """
     import shlex
-    import sys
 
     from preflm.data import DataError
     from preflm.eval.harness import HarnessConfig
     from preflm.eval.report import write_report
     from preflm.eval.run import run_evaluation, save_results, table_path
-
     from preflm.onboard import get_selector
 
+    out = _messages(as_json)
     _register_plugins()
     try:
         harness = HarnessConfig(
-            budgets=_parse_ints(budgets), strategies=tuple(s.strip() for s in strategies.split(",")), seeds=seeds
+            budgets=_parse_ints(budgets), strategies=tuple(s.strip() for s in selectors.split(",")), seeds=seeds
         )
         if not harness.budgets or min(harness.budgets) < 0:
             raise ValueError(f"--budgets must name answer counts >= 0, got {budgets!r}")
@@ -294,7 +535,7 @@ def evaluate(
         results, long_table = run_evaluation(
             data,
             featurizer=featurizer,
-            factorize_config=_config(factors, head, svd_init, l2, 0, 2000),
+            factorize_config=config,
             harness_config=harness,
             methods=[m.strip() for m in methods.split(",") if m.strip()],
             ablations=ablations,
@@ -302,27 +543,44 @@ def evaluate(
             j_values=_parse_ints(j_sweep) if j_sweep else None,
             seed=seed,
             user_column=user_column,
+            progress=_progress(),
         )
     except (DataError, ValueError) as err:
         _fail(str(err))
     command = "preflm " + " ".join(shlex.quote(a) for a in sys.argv[1:])
     results["command"] = command
-    save_results(results, out, long_table)
-    console.print(f"wrote {out} and {table_path(out)}")
-    if report is not None:
-        console.print(f"wrote {write_report(results, report, title, command, long_table)}")
-    _print_summary(results)
+    save_results(results, output, long_table)
+    out.print(f"wrote {output} and {table_path(output)}")
+    if report_dir is not None:
+        out.print(f"wrote {write_report(results, report_dir, title, command, long_table)}")
+    rows = _summary_rows(results)
+    if as_json:
+        _emit_json({"output": str(output), "summary": rows})
+        return
+    columns = ["method", "selector", *(f"acc@{b}" for b in SUMMARY_BUDGETS)]
+    _emit_table(columns, [
+        [r["method"], r["selector"], *(f"{r['accuracy'][str(b)]:.3f}" if str(b) in r["accuracy"] else "-"
+                                      for b in SUMMARY_BUDGETS)]
+        for r in rows
+    ])
 
 
-def _print_summary(results: dict) -> None:
-    table = Table("method", "strategy", *(f"acc@{b}" for b in (5, 10, 20, 40)))
+def _summary_rows(results: dict) -> list[dict]:
+    """Mean accuracy and AUC per method, selector and budget (the oracle as selector '-')."""
+    rows = []
     for name, entry in results["methods"].items():
         for strategy, per_budget in entry["strategies"].items():
-            cells = [f"{per_budget[str(b)]['accuracy']['mean']:.3f}" if str(b) in per_budget else "-" for b in (5, 10, 20, 40)]
-            table.add_row(name, strategy, *cells)
+            rows.append({
+                "method": name,
+                "selector": strategy,
+                "accuracy": {b: v["accuracy"]["mean"] for b, v in per_budget.items()},
+                "auc": {b: v["auc"]["mean"] for b, v in per_budget.items() if "auc" in v},
+            })
     if "oracle" in results:
-        table.add_row("oracle", "-", *([f"{results['oracle']['accuracy']['mean']:.3f}"] * 4))
-    console.print(table)
+        budgets = sorted({b for r in rows for b in r["accuracy"]}, key=int)
+        rows.append({"method": "oracle", "selector": "-",
+                     "accuracy": {b: results["oracle"]["accuracy"]["mean"] for b in budgets}, "auc": {}})
+    return rows
 
 
 def _register_plugins() -> None:
@@ -336,17 +594,128 @@ def _register_plugins() -> None:
 
 @app.command()
 def demo(
-    workdir: Path = typer.Option(Path("runs/demo"), help="Where the world, model and profile go."),
-    seed: int = typer.Option(0),
+    output_dir: Path = typer.Option(Path("runs/demo"), help="Where the world, model and profile go."),
+    seed: int = SEED,
     llm: bool = typer.Option(True, help="Also personalize SmolLM2's answers (--no-llm skips loading the LLM)."),
 ) -> None:
     """The main job: world -> base rewards -> onboard a new user with 10 questions -> personalized picks."""
     from preflm.demo import run_demo
 
-    run_demo(workdir, seed=seed, console=console, llm=llm)
+    run_demo(output_dir, seed=seed, console=console, llm=llm)
 
 
-app.command("generate")(generate_command)
+GENERATION_METHODS = ("best-of-n", "guided", "prompting", "default")
+
+
+def _candidate_rows(texts: list[str], scores, styles, chosen: int) -> list[dict]:
+    order = sorted(range(len(texts)), key=lambda i: -scores[i])
+    return [
+        {"rank": rank, "reward": float(scores[i]), "style": styles[i] or "(default)", "candidate": texts[i],
+         "chosen": i == chosen}
+        for rank, i in enumerate(order, 1)
+    ]
+
+
+@app.command()
+def generate(
+    prompt: str = typer.Argument(..., help="The user's prompt."),
+    reward_model: Path = REWARD_MODEL,
+    user_id: Optional[str] = typer.Option(None, help=USER_ID_HELP + " Not needed for --method default."),
+    profiles_dir: Path = PROFILES_DIR,
+    profile: Optional[Path] = PROFILE,
+    model_name_or_path: str = typer.Option(
+        "smollm2", help="The LLM: smollm2 (offline), hf:<hub id or path> or openai:<base_url>#<model>."
+    ),
+    num_candidates: int = typer.Option(
+        8, "--num-candidates", "-n", help="Candidates (best-of-n, prompting) or continuations per block (guided)."
+    ),
+    method: str = typer.Option("best-of-n", help="best-of-n, guided, prompting or default."),
+    show_candidates: bool = typer.Option(False, help="Also print the candidates and rewards."),
+    styles: bool = typer.Option(True, help="Diversify candidates with style instructions."),
+    max_new_tokens: int = typer.Option(128, help="Longest answer, in tokens (longer answers are cut)."),
+    temperature: float = typer.Option(0.8, help="Sampling temperature of the candidates."),
+    block_tokens: int = typer.Option(16, help="Guided decoding: tokens per block."),
+    system_prompt: Optional[str] = typer.Option(None, help="Base system prompt."),
+    device: str = typer.Option("auto", help="auto, cpu, cuda, mps (local models)."),
+    seed: int = SEED,
+    as_json: bool = AS_JSON,
+) -> None:
+    """Generate the answer this user would prefer: best-of-n reranked by their reward, reward-guided
+    decoding, the LLM prompted with what they like, or the plain default (greedy) answer."""
+    from preflm.factorize import RewardFactorization
+    from preflm.generate.generators import GenerationConfig, GenerationError, load_generator
+    from preflm.generate.personalize import (
+        DEFAULT_STYLES,
+        CandidateSet,
+        guided_decoding,
+        personalized_best_of_n,
+        prompting_baseline,
+    )
+    from preflm.onboard import UserProfile
+
+    out = _messages(as_json)
+    if method not in GENERATION_METHODS:
+        _fail(f"unknown method {method!r}: use one of {', '.join(GENERATION_METHODS)}")
+    path = None
+    if profile is not None or user_id is not None:
+        path = _profile_path(profile, user_id, profiles_dir)
+    elif method != "default":
+        _fail(f"--method {method} needs --user-id (or --profile FILE)")
+    if num_candidates < 1:
+        _fail("--num-candidates must be at least 1")
+    candidates, extra = None, {}
+    try:
+        config = GenerationConfig(max_new_tokens=max_new_tokens, temperature=temperature, seed=seed, system_prompt=system_prompt)
+        model = RewardFactorization.load(reward_model)
+        user = UserProfile.load(path) if path is not None else None
+        llm = load_generator(model_name_or_path, device=device)
+        style_list = DEFAULT_STYLES if styles else None
+        who = user.user_id if user else "default"
+        if method == "default":
+            answer = llm.generate([prompt], 1, config.replace(temperature=0.0))[0][0]
+        elif method == "best-of-n":
+            picks = personalized_best_of_n(llm, model, user, [prompt], num_candidates, config, style_list)
+            answer = picks.answers(0)[0]
+            ranking = picks.ranking(0, 0)
+            candidates = _candidate_rows(ranking.candidates, ranking.scores, picks.candidates.styles[0], ranking.best_index)
+        elif method == "guided":
+            guided = guided_decoding(
+                llm, model, user, [prompt], num_candidates, block_tokens, config, style_list, progress=_progress()
+            )
+            answer = guided.texts[0][0]
+            extra = {"blocks": guided.steps, "tokens_generated": guided.tokens_generated,
+                     "reward": float(guided.rewards[0, 0])}
+        else:
+            probes = CandidateSet.generate(llm, [prompt], num_candidates, config, DEFAULT_STYLES)
+            prompted = prompting_baseline(llm, model, user, [prompt], config.replace(temperature=0.0), probes)
+            answer = prompted.texts[0][0]
+            scores = probes.rewards(model, user)[0, 0]
+            candidates = _candidate_rows(probes.candidates[0], scores, probes.styles[0], -1)
+            extra = {"system_prompt": prompted.system_prompts[0]}
+    except (GenerationError, FileNotFoundError, ValueError) as err:
+        _fail(str(err))
+    name = getattr(llm, "name", model_name_or_path)
+    if as_json:
+        document = {"user_id": who, "method": method, "generator": name, "prompt": prompt, "answer": answer,
+                    "max_new_tokens": max_new_tokens, **extra}
+        if candidates is not None:
+            document["candidates"] = candidates
+        _emit_json(document)
+        return
+    if show_candidates and candidates is not None:
+        title = f"{len(candidates)} candidates scored for {who}" if method == "best-of-n" else f"style probes scored for {who}"
+        _emit_table(["rank", "reward", "style", "candidate"],
+                    [[("* " if c["chosen"] else "") + str(c["rank"]), f"{c['reward']:+.3f}", c["style"], c["candidate"]]
+                     for c in candidates], title=title)
+    if show_candidates and "blocks" in extra:
+        out.print(f"{extra['blocks']} blocks, {extra['tokens_generated']} tokens generated, reward {extra['reward']:+.3f}")
+    if show_candidates and "system_prompt" in extra:
+        out.print(Panel(extra["system_prompt"], title="system prompt given to the LLM"))
+    if sys.stdout.isatty():
+        Console().print(Panel(answer or "(empty answer)", title=f"{method} answer for {who}", subtitle=name))
+    else:
+        _echo(f"{method} answer for {who} ({name}):")
+        _echo(answer)
 
 
 def _option_value(text: str):
@@ -420,7 +789,7 @@ def convert(
 
 
 def main() -> None:
-    app()
+    app(prog_name="preflm")
 
 
 if __name__ == "__main__":

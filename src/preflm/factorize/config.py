@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass, field, fields
 from typing import get_type_hints
 
 from preflm.factorize.training import DEFAULT_VALIDATION_BY
@@ -34,23 +34,23 @@ class FactorizeConfig(ConfigDict):
     for the ablations.
     """
 
-    n_factors: int = 8
-    head: str = "mlp"
-    hidden_size: int = 128
-    svd_init: bool = True
-    svd_rank: int = 100
-    svd_iterations: int = 10
-    svd_head_steps: int = 300
-    l2: float = 1e-3
-    learning_rate: float = 1e-2
-    max_steps: int = 2000
-    batch_size: int = 8192
-    eval_every: int = 25
-    patience: int = 8
-    val_fraction: float = 0.1
-    validation_by: str = DEFAULT_VALIDATION_BY
-    prior_strength: float = 1.0
-    seed: int = 0
+    n_factors: int = field(default=8, metadata={"help": "J, the number of base reward functions."})
+    head: str = field(default="mlp", metadata={"help": "mlp (one hidden layer, the default) or linear (as in the paper)."})
+    hidden_size: int = field(default=128, metadata={"help": "Hidden units of the mlp head."})
+    svd_init: bool = field(default=True, metadata={"help": "SVD initialization (--no-svd-init for the ablation)."})
+    svd_rank: int = field(default=100, metadata={"help": "Rank of the iterative SVD imputation of the answer matrix."})
+    svd_iterations: int = field(default=10, metadata={"help": "Iterations of the SVD imputation."})
+    svd_head_steps: int = field(default=300, metadata={"help": "Optimizer steps fitting the head to the top-J SVD factors."})
+    l2: float = field(default=1e-3, metadata={"help": "L2 regularization strength (0 for the ablation)."})
+    learning_rate: float = field(default=1e-2, metadata={"help": "Adam learning rate."})
+    max_steps: int = field(default=2000, metadata={"help": "Most optimizer steps (early stopping on held-out answers)."})
+    batch_size: int = field(default=8192, metadata={"help": "Answers per optimizer step."})
+    eval_every: int = field(default=25, metadata={"help": "Steps between held-out evaluations."})
+    patience: int = field(default=8, metadata={"help": "Held-out evaluations without improvement before stopping."})
+    val_fraction: float = field(default=0.1, metadata={"help": "Share of seen users' answers held out for early stopping."})
+    validation_by: str = field(default=DEFAULT_VALIDATION_BY, metadata={"help": "Hold out whole prompts (prompt) or single answers (answer)."})
+    prior_strength: float = field(default=1.0, metadata={"help": "Scale of the population prior's precision for new users' weights."})
+    seed: int = field(default=0, metadata={"help": "Random seed (initialization, held-out draw)."})
 
     def __post_init__(self) -> None:
         if self.n_factors < 1:

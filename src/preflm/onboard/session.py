@@ -10,6 +10,7 @@ import pandas as pd
 
 from scipy.special import expit
 
+from preflm.data.records import parse_preference
 from preflm.factorize.users import fit_user_weights
 from preflm.onboard.journal import AnswerJournal, JournalError, pool_fingerprint
 from preflm.onboard.profile import UserProfile
@@ -83,16 +84,15 @@ class OnboardingSession:
             raise IndexError("every question in the pool has been asked")
         return int(self.selector.select(self.z, self.weights, self.covariance, available, self.rng))
 
-    def record(self, index: int, preference: float) -> None:
-        """Store an answer (1 = first response, 0 = second, 0.5 = tie) and refit lambda by Newton."""
+    def record(self, index: int, preference: float | str) -> None:
+        """Store an answer (``a``/1 = first response, ``b``/0 = second, ``tie``/0.5) and refit lambda by Newton."""
         if not 0 <= index < len(self.z):
             raise IndexError(f"question {index} is not in the pool of {len(self.z)}")
         if index in self.asked:
             raise ValueError(f"question {index} was already answered")
-        if preference not in (0.0, 0.5, 1.0):
-            raise ValueError(f"preference must be 1, 0 or 0.5, got {preference!r}")
+        label = parse_preference(preference)
         self.asked.append(index)
-        self.labels.append(float(preference))
+        self.labels.append(label)
         if self.journal is not None:
             self.journal.append(self._answer_entry(len(self.asked) - 1))
         weights, covariance = fit_user_weights(
