@@ -309,13 +309,13 @@ def test_every_converter_writes_a_dataset_that_trains_and_evaluates(name, tmp_pa
     assert len(loaded) == len(frame) and set(loaded["split"]) == {"train", "pool", "test"}
 
     model = tmp_path / "model"
-    result = runner.invoke(app, ["train", str(path), "--out", str(model), "--featurizer", "stats",
-                                 "--factors", "2", "--max-steps", "20"])
+    result = runner.invoke(app, ["train", str(path), "--output-dir", str(model), "--featurizer", "stats",
+                                 "--n-factors", "2", "--max-steps", "20"])
     assert result.exit_code == 0, result.output
     assert (model / "model.safetensors").is_file()
-    result = runner.invoke(app, ["evaluate", str(path), "--out", str(tmp_path / "eval.json"), "--featurizer", "stats",
-                                 "--factors", "2", "--budgets", "1,2", "--seeds", "1", "--no-ablations",
-                                 "--strategies", "random"])
+    result = runner.invoke(app, ["evaluate", str(path), "--output", str(tmp_path / "eval.json"), "--featurizer", "stats",
+                                 "--n-factors", "2", "--budgets", "1,2", "--seeds", "1", "--no-ablations",
+                                 "--selectors", "random"])
     assert result.exit_code == 0, result.output
     results = json.loads((tmp_path / "eval.json").read_text())
     assert results["split_from_file"] and results["n_new_users"] == summary.new_users
@@ -324,27 +324,27 @@ def test_every_converter_writes_a_dataset_that_trains_and_evaluates(name, tmp_pa
 
 def test_convert_command_prints_the_summary_and_writes_the_file(tmp_path):
     out = tmp_path / "arena.csv"
-    result = runner.invoke(app, ["convert", "chatbot-arena", str(FIXTURES / "arena"), "--out", str(out),
+    result = runner.invoke(app, ["convert", "chatbot-arena", str(FIXTURES / "arena"), "--output", str(out),
                                  "--min-answers", "3", "--new-user-fraction", "0.34", "--heldout-fraction", "0.5",
-                                 "-O", "multi_turn=true", "-O", "language=English"])
+                                 "-o", "multi_turn=true", "-o", "language=English"])
     assert result.exit_code == 0, result.output
     for line in ("answers written", "split pool", "dropped: battles not in English", "battles without a valid winner"):
         assert line in result.output
     assert len(load_preferences(out)) > 0
 
     for args, message in [
-        (["convert", "prism", str(FIXTURES / "prism"), "--out", str(tmp_path / "x.jsonl"), "-O", "colour=red"],
+        (["convert", "prism", str(FIXTURES / "prism"), "--output", str(tmp_path / "x.jsonl"), "-o", "colour=red"],
          "unknown option(s) ['colour']"),
-        (["convert", "prism", str(FIXTURES / "prism"), "--out", str(tmp_path / "x.jsonl"), "-O", "history"],
+        (["convert", "prism", str(FIXTURES / "prism"), "--output", str(tmp_path / "x.jsonl"), "-o", "history"],
          "KEY=VALUE"),
-        (["convert", "prism", str(FIXTURES / "prism"), "--out", str(tmp_path / "x.jsonl"), "-O", "history=maybe"],
+        (["convert", "prism", str(FIXTURES / "prism"), "--output", str(tmp_path / "x.jsonl"), "-o", "history=maybe"],
          "option history takes true or false"),
-        (["convert", "prism", str(FIXTURES / "prism"), "--out", str(tmp_path / "x.jsonl"), "-O", "turns=last"],
+        (["convert", "prism", str(FIXTURES / "prism"), "--output", str(tmp_path / "x.jsonl"), "-o", "turns=last"],
          "turns must be 'all' or 'first'"),
-        (["convert", "reddit", str(FIXTURES / "tldr"), "--out", str(tmp_path / "x.jsonl")], "unknown dataset 'reddit'"),
-        (["convert", "arena", str(FIXTURES / "prism"), "--out", str(tmp_path / "x.jsonl")], "missing field(s) ['judge'"),
-        (["convert", "tldr", str(tmp_path / "nowhere"), "--out", str(tmp_path / "x.jsonl")], "not found"),
-        (["convert", "prism", str(FIXTURES / "prism"), "--out", str(tmp_path / "x.jsonl"), "--min-answers", "500"],
+        (["convert", "reddit", str(FIXTURES / "tldr"), "--output", str(tmp_path / "x.jsonl")], "unknown dataset 'reddit'"),
+        (["convert", "arena", str(FIXTURES / "prism"), "--output", str(tmp_path / "x.jsonl")], "missing field(s) ['judge'"),
+        (["convert", "tldr", str(tmp_path / "nowhere"), "--output", str(tmp_path / "x.jsonl")], "not found"),
+        (["convert", "prism", str(FIXTURES / "prism"), "--output", str(tmp_path / "x.jsonl"), "--min-answers", "500"],
          "the split needs two or more"),
     ]:
         result = runner.invoke(app, args)

@@ -503,6 +503,11 @@ def evaluate(
     selectors: str = typer.Option("active,random", help="Comma-separated question selectors to compare."),
     seeds: int = typer.Option(3, help="Training seeds per method (intervals cover users and seeds)."),
     seed: int = typer.Option(0, help="Seed of the user split when the data has no split column."),
+    protocol: str = typer.Option(
+        "unseen-prompts",
+        help="unseen-prompts: new users are asked and scored only on prompts no seen user answered (how preflm "
+        "is used); seen-prompts: the older protocol, pool and test pairs drawn from all pairs.",
+    ),
     user_column: str = typer.Option("user_id", help="Column naming the user."),
     as_json: bool = AS_JSON,
     config=None,
@@ -542,6 +547,7 @@ def evaluate(
             known_phi=known_phi,
             j_values=_parse_ints(j_sweep) if j_sweep else None,
             seed=seed,
+            protocol=protocol,
             user_column=user_column,
             progress=_progress(),
         )
@@ -739,16 +745,16 @@ def _option_value(text: str):
 def convert(
     name: str = typer.Argument(..., help="prism, tldr, multipref, arena or personalllm."),
     source: str = typer.Argument(..., help="The dataset as downloaded (file or folder), or hf:<id> or hf:<id>#<config> (online)."),
-    out: Path = typer.Option(..., help="Output file: .jsonl, .csv or .parquet."),
+    output: Path = typer.Option(..., help="Output file: .jsonl, .csv or .parquet."),
     min_answers: int = typer.Option(10, help="Fewest answers a user needs (before and after the split)."),
     dedup: bool = typer.Option(True, help="Keep only the first of a user's repeated answers to one prompt and pair."),
     new_user_fraction: float = typer.Option(0.2, help="Share of users that are new (pool/test)."),
     heldout_fraction: float = typer.Option(0.3, help="Share of prompts answered by both seen and new users that are held out."),
     test_fraction: float = typer.Option(0.4, help="Share of held-out prompts used for test (the rest is the pool)."),
-    seed: int = typer.Option(0),
+    seed: int = typer.Option(0, help="Seed of the user and prompt split."),
     max_rows: Optional[int] = typer.Option(None, help="Read only this many source rows (a quick look)."),
     option: Optional[list[str]] = typer.Option(
-        None, "--option", "-O", help="Dataset option KEY=VALUE, repeatable (e.g. -O workers=pal for tldr; see docs/convert.md)."
+        None, "--option", "-o", help="Dataset option KEY=VALUE, repeatable (e.g. -o workers=pal for tldr; see docs/convert.md)."
     ),
 ) -> None:
     """Convert a public multi-user preference dataset into answers with an unseen-prompt split."""
@@ -767,7 +773,7 @@ def convert(
         split = SplitConfig(new_user_fraction, heldout_fraction, test_fraction, seed)
         config = ConvertConfig(min_answers=min_answers, dedup=dedup, max_rows=max_rows, split=split)
         frame, summary = run_convert(name, source, config, **options)
-        path = write_answers(frame, out)
+        path = write_answers(frame, output)
     except (DataError, ValueError) as err:
         _fail(str(err))
     table = Table("", "count", title=f"{summary.dataset}: {summary.source}")
