@@ -283,6 +283,12 @@ def test_generate_cli_prints_the_users_best_candidate(server, tmp_path):
     assert result.exit_code == 0, result.output
     assert "best-of-n answer for wordy" in result.output and "4 candidates scored" in result.output
     assert "in detail" in result.output.split("best-of-n answer")[1]
+    table = [line.split("\t") for line in result.stdout.splitlines() if "\t" in line]
+    document = json.loads(CliRunner().invoke(app, [*args, "--json"]).stdout)
+    assert document["user_id"] == "wordy" and document["answer"] in result.stdout
+    assert table[0] == ["rank", "reward", "style", "candidate"]
+    assert [[("* " if c["chosen"] else "") + str(c["rank"]), f"{c['reward']:+.3f}", c["style"], c["candidate"]]
+            for c in document["candidates"]] == table[1:]
     down = CliRunner().invoke(app, args[:-5] + ["--model-name-or-path", f"openai:http://127.0.0.1:{_closed_port()}/v1#m"])
     assert down.exit_code == 2 and "unreachable" in down.output
     no_user = CliRunner().invoke(app, ["generate", "q", "--reward-model", str(tmp_path / "model"), "--method", "guided"])

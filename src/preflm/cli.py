@@ -318,8 +318,8 @@ def onboard(
     selector: str = typer.Option("active", help="Question selection: active (PReF bandit rule), random or uncertainty."),
     profiles_dir: Path = PROFILES_DIR,
     profile: Optional[Path] = PROFILE,
-    overwrite: bool = typer.Option(False, help="Replace an existing profile of this user."),
-    resume: bool = typer.Option(False, help="Add the new answers to this user's existing profile."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing profile of this user."),
+    resume: bool = typer.Option(False, "--resume", help="Add the new answers to this user's existing profile."),
     seed: int = SEED,
     as_json: bool = AS_JSON,
 ) -> None:
