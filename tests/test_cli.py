@@ -247,3 +247,22 @@ def test_evaluate_json_matches_the_table(tiny_world, tmp_path):
                                                for b in ("5", "10", "20", "40"))] for r in document["summary"]]
     assert lines[1:] == expected
     assert [(r["method"], r["selector"]) for r in document["summary"]] == [("pref", "active"), ("pref", "random"), ("oracle", "-")]
+
+
+def test_interrupted_onboarding_keeps_its_answers_and_a_stop_never_empties_a_profile(tmp_path):
+    """End of input after two answers saves them; a later run that stops at once leaves the profile as it was."""
+    data = tmp_path / "answers.jsonl"
+    rows = make_dataset(data)
+    model_dir = train_small(tmp_path, data)
+    questions = tmp_path / "questions.jsonl"
+    write_questions(questions, rows[:20])
+    args = ["onboard", "--reward-model", str(model_dir), "--questions", str(questions), "--user-id", "ann",
+            "--profiles-dir", str(tmp_path / "profiles")]
+    result = runner.invoke(app, args, input="a\nb\n")
+    assert result.exit_code == 0, result.output
+    profile = tmp_path / "profiles" / "ann.json"
+    assert len(json.loads(profile.read_text())["answers"]) == 2
+    assert not profile.with_suffix(".answers.jsonl").exists()
+    result = runner.invoke(app, [*args, "--overwrite"], input="q\n")
+    assert result.exit_code != 0 and "left as it was" in result.output
+    assert len(json.loads(profile.read_text())["answers"]) == 2

@@ -352,6 +352,7 @@ def onboard(
     if user_id is None and profile is None:
         _fail("give --user-id: each person's profile is saved under their id")
     path = _profile_path(profile, user_id, profiles_dir)
+    journal = path.with_suffix(".answers.jsonl")
     previous = None
     if path.exists() and not (overwrite or resume):
         _fail(f"{path} exists: --resume adds answers to it, --overwrite replaces it")
@@ -372,23 +373,37 @@ def onboard(
             uncertainty = None
         else:
             session = pref.session(questions, user_id=user_id, selector=selector, seed=seed, resume=previous)
+            if overwrite:
+                journal.unlink(missing_ok=True)
             start = len(session.asked)
+            replayed = session.attach_journal(journal)
+            if replayed:
+                out.print(f"recovered {replayed} answers of an interrupted session from {journal}")
             total = min(budget, len(session.z) - start)
-            for number in range(1, total + 1):
-                index = session.next_question()
-                label = _ask(out, session.questions.iloc[index], number, total)
-                if label is None:
-                    break
-                session.record(index, label)
-                out.print(
-                    f"[green]{len(session.asked) - start}/{total} answered[/green] ({len(session.asked)} in all) - "
-                    f"remaining uncertainty {remaining_uncertainty(session):.0%} of the population's spread"
-                )
+            try:
+                for number in range(len(session.asked) - start + 1, total + 1):
+                    index = session.next_question()
+                    label = _ask(out, session.questions.iloc[index], number, total)
+                    if label is None:
+                        break
+                    session.record(index, label)
+                    out.print(
+                        f"[green]{len(session.asked) - start}/{total} answered[/green] ({len(session.asked)} in all) - "
+                        f"remaining uncertainty {remaining_uncertainty(session):.0%} of the population's spread"
+                    )
+            except (KeyboardInterrupt, EOFError, typer.Abort):
+                out.print(f"stopped: keeping the {len(session.asked) - start} answers given")
             result = session.profile()
             uncertainty = remaining_uncertainty(session)
     except (DataError, FileNotFoundError, ValueError) as err:
         _fail(str(err))
-    result.save(path)
+    if not result.answers and path.exists():
+        _fail(f"no answers given: {path} is left as it was")
+    try:
+        result.save(path, overwrite_poorer=overwrite or resume)
+    except ValueError as err:
+        _fail(str(err))
+    journal.unlink(missing_ok=True)
     if as_json:
         summary = {"user_id": result.user_id, "profile": str(path), "answers": len(result.answers),
                    "weights": result.weights}
@@ -412,18 +427,19 @@ def rank(
 ) -> None:
     """Best-of-N: score candidate responses with the user's personalized reward, best first."""
     from preflm.api import PReF
+    from preflm.data.candidates import load_candidates
     from preflm.onboard import UserProfile
 
     path = _profile_path(profile, user_id, profiles_dir)
     texts = list(candidates or [])
-    if candidates_file is not None:
-        raw = candidates_file.read_text()
-        texts += json.loads(raw) if raw.lstrip().startswith("[") else [l for l in raw.splitlines() if l.strip()]
-    if not texts:
-        _fail("no candidates given")
     try:
+        if candidates_file is not None:
+            texts += load_candidates(candidates_file)
+        if not texts:
+            _fail("no candidates given")
         pref = PReF.from_pretrained(reward_model)
         user = UserProfile.load(path)
+        user.check_model(pref.reward_model)
         ranking = pref.rank(user, prompt, texts)
     except (FileNotFoundError, ValueError) as err:
         _fail(str(err))
@@ -674,6 +690,8 @@ def generate(
         config = GenerationConfig(max_new_tokens=max_new_tokens, temperature=temperature, seed=seed, system_prompt=system_prompt)
         model = RewardFactorization.load(reward_model)
         user = UserProfile.load(path) if path is not None else None
+        if user is not None:
+            user.check_model(model)
         llm = load_generator(model_name_or_path, device=device)
         style_list = DEFAULT_STYLES if styles else None
         who = user.user_id if user else "default"
