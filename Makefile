@@ -30,11 +30,19 @@ bench: $(STAMP)
 clean:
 	rm -rf $(VENV) .preflm_cache
 
-# The committed evaluation reports (benchmarks/results/attributes and benchmarks/results/dsp).
+# The committed evaluation reports: unseen prompts (how preflm is used) and, beside them, the older
+# seen-prompts protocol (new users asked and scored on pairs that seen users also rated).
+EVAL := HF_HUB_OFFLINE=1 $(VENV)/bin/preflm evaluate --threads 1 --methods pref,per_user --budgets 1-40
 report: $(STAMP)
 	HF_HUB_OFFLINE=1 $(VENV)/bin/preflm world --output runs/world.jsonl
-	HF_HUB_OFFLINE=1 $(VENV)/bin/preflm evaluate runs/world.jsonl --title "Attributes world" --j-sweep 1-12 \
+	$(EVAL) runs/world.jsonl --title "Attributes world, unseen prompts" --j-sweep 1-12 \
 		--output benchmarks/results/attributes/results.json --report-dir benchmarks/results/attributes
+	HF_HUB_OFFLINE=1 $(VENV)/bin/preflm world --protocol seen-prompts --output runs/world_seen.jsonl
+	$(EVAL) runs/world_seen.jsonl --protocol seen-prompts --title "Attributes world, seen prompts" --no-ablations \
+		--output benchmarks/results/attributes_seen_prompts/results.json --report-dir benchmarks/results/attributes_seen_prompts
 	HF_HUB_OFFLINE=1 $(VENV)/bin/preflm dsp $(DSP_SOURCE) --output runs/dsp.jsonl
-	HF_HUB_OFFLINE=1 $(VENV)/bin/preflm evaluate runs/dsp.jsonl --title "DSP (four domains + Alpaca)" \
+	$(EVAL) runs/dsp.jsonl --title "DSP, unseen queries" \
 		--output benchmarks/results/dsp/results.json --report-dir benchmarks/results/dsp
+	HF_HUB_OFFLINE=1 $(VENV)/bin/preflm dsp $(DSP_SOURCE) --protocol seen-prompts --output runs/dsp_seen.jsonl
+	$(EVAL) runs/dsp_seen.jsonl --protocol seen-prompts --title "DSP, seen queries" --no-ablations \
+		--output benchmarks/results/dsp_seen_prompts/results.json --report-dir benchmarks/results/dsp_seen_prompts

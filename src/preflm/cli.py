@@ -470,17 +470,29 @@ def _parse_ints(text: str) -> list[int]:
     return sorted(values)
 
 
+PROTOCOL = typer.Option(
+    "unseen-prompts",
+    help="unseen-prompts: new users are asked and scored only on prompts no seen user answered (how preflm is "
+    "used); seen-prompts: the older protocol, their pool and test pairs drawn from all pairs.",
+)
+
+
 @app.command()
 def world(
     output: Path = typer.Option(Path("runs/world.jsonl"), help="Where to write the dataset (JSONL)."),
     seed: int = SEED,
     mixture_users: int = typer.Option(36, help="Users with random mixtures over all attributes (besides the 84)."),
     temperature: float = typer.Option(0.2, help="Bradley-Terry temperature of simulated answers."),
+    protocol: str = PROTOCOL,
 ) -> None:
     """Write the offline Attributes world: seen users' answers, new users' pool and test answers."""
     from preflm.simulate import WorldConfig, write_world
 
-    path = write_world(output, WorldConfig(seed=seed, n_mixture_users=mixture_users, temperature=temperature))
+    try:
+        config = WorldConfig(seed=seed, n_mixture_users=mixture_users, temperature=temperature, protocol=protocol)
+    except ValueError as err:
+        _fail(str(err))
+    path = write_world(output, config)
     console.print(f"wrote {path} (users and their true weights in {path.with_suffix('').name}.users.json)")
 
 
@@ -491,13 +503,18 @@ def dsp(
     ),
     output: Path = typer.Option(Path("runs/dsp.jsonl"), help="Where to write the dataset (JSONL)."),
     seed: int = SEED,
+    protocol: str = PROTOCOL,
 ) -> None:
     """Convert the Domain-Specific Preference data into multi-user answers in the standard format."""
     from preflm.simulate.dsp import write_dsp_dataset
 
     if not source.is_file():
         _fail(f"{source}: file not found")
-    console.print(f"wrote {write_dsp_dataset(source, output, seed=seed)}")
+    try:
+        path = write_dsp_dataset(source, output, seed=seed, protocol=protocol)
+    except ValueError as err:
+        _fail(str(err))
+    console.print(f"wrote {path}")
 
 
 SUMMARY_BUDGETS = (5, 10, 20, 40)
@@ -519,11 +536,7 @@ def evaluate(
     selectors: str = typer.Option("active,random", help="Comma-separated question selectors to compare."),
     seeds: int = typer.Option(3, help="Training seeds per method (intervals cover users and seeds)."),
     seed: int = typer.Option(0, help="Seed of the user split when the data has no split column."),
-    protocol: str = typer.Option(
-        "unseen-prompts",
-        help="unseen-prompts: new users are asked and scored only on prompts no seen user answered (how preflm "
-        "is used); seen-prompts: the older protocol, pool and test pairs drawn from all pairs.",
-    ),
+    protocol: str = PROTOCOL,
     user_column: str = typer.Option("user_id", help="Column naming the user."),
     as_json: bool = AS_JSON,
     config=None,
