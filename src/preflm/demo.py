@@ -15,6 +15,7 @@ from rich.console import Console
 from rich.table import Table
 
 from preflm.data import AnswerMatrix, load_preferences, split_answers
+from preflm.api import remaining_uncertainty
 from preflm.metrics import pairwise_accuracy
 from preflm.eval.onboarding import pad_answers, score_weights, simulate_onboarding
 from preflm.factorize import FactorizeConfig, RewardFactorization
@@ -116,7 +117,10 @@ def run_demo(workdir: Path, seed: int = 0, console: Console | None = None, llm: 
         console.print(f"   Q{number}: {matrix.item_prompts[a]}")
         console.print(f"      A: {matrix.item_responses[a][:110]}...")
         console.print(f"      B: {matrix.item_responses[b][:110]}...")
-        console.print(f"      answer: [bold]{label}[/bold]   confidence now {session.confidence():.0%}")
+        console.print(
+            f"      answer: [bold]{label}[/bold]   remaining uncertainty {remaining_uncertainty(session):.0%} "
+            "of the population's spread"
+        )
     profile_path = session.profile().save(workdir / "profile.json")
     console.print(f"   profile saved to {profile_path}")
 
