@@ -44,7 +44,9 @@ from preflm.factorize.pipeline import featurize_items  # noqa: E402
 from preflm.featurize import CachedFeaturizer, featurizer_from_name  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
-DSP_SOURCE = ROOT.parent / "shared" / "data" / "dsp" / "domain_specific_preference.part1.json"
+DSP_SOURCE = Path(
+    os.environ.get("PREFLM_DSP", ROOT.parent / "shared" / "data" / "dsp" / "domain_specific_preference.part1.json")
+)
 BUDGETS = [5, 10, 20, 40]
 
 

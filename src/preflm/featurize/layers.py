@@ -33,7 +33,11 @@ def mean_pool(hidden: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tenso
 
 @register_featurizer("encoder-layers")
 class EncoderLayersFeaturizer:
-    """L2-normalized mean-pooled hidden states of ``layers`` (0 = token embeddings), concatenated."""
+    """L2-normalized mean-pooled hidden states of ``layers`` (0 = token embeddings), concatenated.
+
+    ``weights_id`` names one set of weights saved at ``model`` (a tuned encoder), so the feature cache
+    never serves features of older weights saved at the same path.
+    """
 
     def __init__(
         self,
@@ -42,13 +46,14 @@ class EncoderLayersFeaturizer:
         max_length: int = 256,
         text: str = "response",
         batch_size: int = 32,
+        weights_id: str | None = None,
     ):
         if text not in ("response", "prompt_response"):
             raise ValueError(f"text must be 'response' or 'prompt_response', got {text!r}")
         if not layers or min(layers) < 0:
             raise ValueError(f"layers must be a non-empty list of indices >= 0, got {list(layers)}")
         self.model_name, self.layers, self.max_length = model, [int(i) for i in layers], max_length
-        self.text, self.batch_size = text, batch_size
+        self.text, self.batch_size, self.weights_id = text, batch_size, weights_id
 
     @cached_property
     def _loaded(self):
@@ -56,7 +61,8 @@ class EncoderLayersFeaturizer:
         depth = encoder.config.num_hidden_layers
         if max(self.layers) > depth:
             raise ValueError(f"{self.model_name} has {depth} layers; cannot take layer {max(self.layers)}")
-        return tokenizer, encoder.eval()
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+        return tokenizer, encoder.float().to(device).eval()
 
     @property
     def dim(self) -> int:
@@ -69,6 +75,7 @@ class EncoderLayersFeaturizer:
             "layers": self.layers,
             "max_length": self.max_length,
             "text": self.text,
+            "weights_id": self.weights_id,
         }
 
     def transform(self, prompts: Sequence[str], responses: Sequence[str]) -> np.ndarray:
@@ -82,7 +89,8 @@ class EncoderLayersFeaturizer:
                 tokens = tokenizer(
                     [texts[i] for i in batch], padding=True, truncation=True, max_length=self.max_length, return_tensors="pt"
                 )
+                tokens = tokens.to(encoder.device)
                 hidden = encoder(**tokens, output_hidden_states=True).hidden_states
                 pooled = [mean_pool(hidden[i], tokens["attention_mask"]) for i in self.layers]
-                out[batch] = torch.cat([torch.nn.functional.normalize(p, dim=-1) for p in pooled], -1).numpy()
+                out[batch] = torch.cat([torch.nn.functional.normalize(p, dim=-1) for p in pooled], -1).cpu().numpy()
         return out
