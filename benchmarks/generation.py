@@ -34,7 +34,7 @@ from preflm.metrics import mean_ci
 from preflm.eval.onboarding import pad_answers, score_weights, simulate_onboarding
 from preflm.factorize import FactorizeConfig, RewardFactorization
 from preflm.factorize.pipeline import featurize_items, train_reward_model
-from preflm.featurize import CachedFeaturizer, default_featurizer
+from preflm.featurize import DEFAULT_FEATURIZER, CachedFeaturizer, featurizer_from_name
 from preflm.generate.generators import GenerationConfig, GenerationError, load_generator
 from preflm.generate.personalize import DEFAULT_STYLES, CandidateSet, guided_decoding, prompting_baseline
 from preflm.simulate import ATTRIBUTE_NAMES, PROMPTS, WorldConfig, load_users, score_texts, true_reward, write_world
@@ -149,7 +149,7 @@ def prepare_model(args, clock: Clock):
         write_world(world_path, WorldConfig(seed=args.seed))
     matrix = AnswerMatrix.from_frame(load_preferences(world_path))
     split = split_answers(matrix, seed=args.seed)
-    featurizer = CachedFeaturizer(default_featurizer())
+    featurizer = CachedFeaturizer(featurizer_from_name(DEFAULT_FEATURIZER))
     features = featurize_items(matrix, featurizer)
     clock.log(f"world: {matrix.n_answers} answers, {matrix.n_users} users, {matrix.n_items} texts featurized")
     if args.model_dir is not None:

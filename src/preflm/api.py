@@ -17,10 +17,10 @@ import pandas as pd
 from preflm.data import AnswerMatrix, load_preferences, load_questions, normalize_frame
 from preflm.data.records import TEXT_COLUMNS
 from preflm.factorize import FactorizeConfig, RewardFactorization
+from preflm.featurize import DEFAULT_FEATURIZER
 from preflm.generate.rank import Ranking, best_of_n
 from preflm.onboard import OnboardingSession, UserProfile
 
-DEFAULT_FEATURIZER = "minilm+stats"
 
 
 def _frame(data, source: str, user_column: str = "user_id", default_user: str | None = None) -> pd.DataFrame:
@@ -67,7 +67,7 @@ def _previous_answers(profile: UserProfile) -> pd.DataFrame:
 class PReF:
     """Personalized rewards by reward factorization, in the style of sentence-transformers / TRL.
 
-    ``PReF(featurizer="minilm+stats", n_factors=8).fit(answers)`` learns J base rewards from many users'
+    ``PReF(featurizer="ngrams+stats", n_factors=8).fit(answers)`` learns J base rewards from many users'
     answers (a file, a DataFrame or dicts with ``user_id, prompt, response_a, response_b, preference``);
     ``onboard`` / ``session`` learn a new user's weights from a few answers; ``rank`` orders candidate
     responses for that user. ``featurizer`` is a name (see :func:`preflm.featurize.featurizer_from_name`)

@@ -26,6 +26,7 @@ from rich.table import Table
 from typer.core import TyperGroup
 
 from preflm import __version__
+from preflm.featurize import DEFAULT_FEATURIZER
 
 
 class _GlobalOptionsGroup(TyperGroup):
@@ -241,7 +242,8 @@ def train(
     data: Path = typer.Argument(..., help="Answers: JSONL/CSV/Parquet file, datasets folder or hub id."),
     output_dir: Path = typer.Option(Path("runs/model"), help="Folder for model.safetensors + config.json."),
     featurizer: str = typer.Option(
-        "minilm+stats", help="minilm+stats, minilm, stats, st:<model>[+stats] or lm:<model>[+stats] (frozen causal LM)."
+        DEFAULT_FEATURIZER, help="Parts joined by '+': ngrams, stats, minilm, minilm-layers, st:<model>, st-layers:<model>, "
+        "lm:<model> (frozen causal LM)."
     ),
     user_column: str = typer.Option("user_id", help="Column naming the user."),
     backbone: str = typer.Option(
@@ -527,7 +529,7 @@ def evaluate(
     output: Path = typer.Option(Path("runs/evaluation.json"), help="JSON file of every number."),
     report_dir: Optional[Path] = typer.Option(None, help="Folder for report.md and PNG plots."),
     title: str = typer.Option("preflm evaluation", help="Title of the report."),
-    featurizer: str = typer.Option("minilm+stats", help="Featurizer name, as for `preflm train`."),
+    featurizer: str = typer.Option(DEFAULT_FEATURIZER, help="Featurizer name, as for `preflm train`."),
     methods: str = typer.Option("pref", help="Comma-separated: pref and any registered baselines."),
     ablations: bool = typer.Option(True, help="Also run PReF without SVD init and without L2."),
     known_phi: bool = typer.Option(True, help="Also run the known-phi bound when true features exist."),

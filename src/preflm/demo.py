@@ -20,7 +20,7 @@ from preflm.metrics import pairwise_accuracy
 from preflm.eval.onboarding import pad_answers, score_weights, simulate_onboarding
 from preflm.factorize import FactorizeConfig, RewardFactorization
 from preflm.factorize.pipeline import featurize_items
-from preflm.featurize import CachedFeaturizer, default_featurizer
+from preflm.featurize import DEFAULT_FEATURIZER, CachedFeaturizer, featurizer_from_name
 from preflm.generate import best_of_n
 from preflm.onboard import OnboardingSession
 from preflm.simulate import (
@@ -82,7 +82,7 @@ def run_demo(workdir: Path, seed: int = 0, console: Console | None = None, llm: 
     users = load_users(world_path)
 
     console.print(f"[bold]2. Embedding {matrix.n_items} responses[/bold] (all-MiniLM-L6-v2 + text statistics, cached)")
-    featurizer = CachedFeaturizer(default_featurizer())
+    featurizer = CachedFeaturizer(featurizer_from_name(DEFAULT_FEATURIZER))
     features = featurize_items(matrix, featurizer)
     console.print(f"   {featurizer.hits} from cache, {featurizer.misses} computed")
 

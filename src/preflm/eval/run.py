@@ -7,14 +7,14 @@ import time
 from pathlib import Path
 from typing import Callable
 
-from preflm.data import AnswerMatrix, load_preferences, split_answers
-from preflm.data.split import DEFAULT_PROTOCOL
 import pandas as pd
 
+from preflm.data import AnswerMatrix, load_preferences, split_answers
+from preflm.data.split import DEFAULT_PROTOCOL
 from preflm.eval.harness import HarnessConfig, Method, evaluate_methods, j_sweep, standard_methods, summarize
 from preflm.factorize import FactorizeConfig
 from preflm.factorize.pipeline import featurize_items
-from preflm.featurize import CachedFeaturizer, featurizer_from_name
+from preflm.featurize import DEFAULT_FEATURIZER, CachedFeaturizer, featurizer_from_name
 
 MethodFactory = Callable[[FactorizeConfig], Method]
 METHODS: dict[str, MethodFactory] = {}
@@ -27,7 +27,7 @@ def register_method(name: str, factory: MethodFactory) -> None:
 
 def run_evaluation(
     data: str | Path,
-    featurizer: str = "minilm+stats",
+    featurizer: str = DEFAULT_FEATURIZER,
     factorize_config: FactorizeConfig | None = None,
     harness_config: HarnessConfig | None = None,
     methods: list[str] | None = None,
