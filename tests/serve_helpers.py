@@ -75,3 +75,54 @@ def database_url(backend: str, tmp_path: Path):
 
 def bearer(key: str | None) -> dict:
     return {} if key is None else {"Authorization": f"Bearer {key}"}
+
+
+class FakeOpenAI:
+    """A local OpenAI-compatible /v1/chat/completions that answers ``n`` distinct, deterministic choices.
+
+    Choice i repeats "!" i times, so text statistics (and the model's rewards) differ between choices.
+    """
+
+    def __init__(self):
+        import json
+        import threading
+        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+        requests = self.requests = []
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *args):
+                pass
+
+            def do_POST(self):
+                payload = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+                requests.append(payload)
+                user = payload["messages"][-1]["content"]
+                choices = [{"index": i, "message": {"role": "assistant", "content": f"Answer {i} to {user}" + "!" * i}}
+                           for i in range(payload.get("n", 1))]
+                data = json.dumps({"choices": choices, "usage": {"completion_tokens": 5}}).encode()
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+
+    @property
+    def spec(self) -> str:
+        return f"openai:http://127.0.0.1:{self.server.server_address[1]}/v1#fake-model"
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def closed_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
