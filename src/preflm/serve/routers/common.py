@@ -11,12 +11,12 @@ UserPath = Path(pattern=USER_ID_PATTERN, description="The user's id.")
 
 
 def errors(*statuses: int) -> dict:
-    """OpenAPI entries for the error statuses a route can answer (always 401 and 413)."""
+    """OpenAPI entries for the error statuses a route can answer (always 400 for unparsable bodies, 401, 413, 503)."""
     text = {
         400: "Bad request", 401: "Missing or invalid key", 403: "Not allowed for this key", 404: "Not found",
         409: "Conflict", 413: "Request body too large", 502: "The generator failed", 503: "Unavailable",
     }
-    return {s: {"model": ErrorBody, "description": text[s]} for s in sorted({401, 413, 503, *statuses})}
+    return {s: {"model": ErrorBody, "description": text[s]} for s in sorted({400, 401, 413, 503, *statuses})}
 
 
 def service(request: Request):
