@@ -14,7 +14,7 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
-from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
 
 from preflm.serve import metrics, store
 from preflm.serve.core import PreferenceService
@@ -132,6 +132,10 @@ def create_app(settings: ServeSettings) -> FastAPI:
     async def _database_down(request: Request, err: OperationalError):
         return JSONResponse({"detail": f"database unavailable or busy, retry: {type(err.orig).__name__}"}, 503,
                             headers={"Retry-After": "1"})
+
+    @app.exception_handler(IntegrityError)
+    async def _conflict(request: Request, err: IntegrityError):
+        return JSONResponse({"detail": "a concurrent request changed the same data; retry"}, 409)
 
     @app.exception_handler(DBAPIError)
     async def _database_error(request: Request, err: DBAPIError):

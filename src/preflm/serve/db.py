@@ -8,6 +8,8 @@ PostgreSQL and other servers: plain transactions; answers lock their user row wi
 
 from __future__ import annotations
 
+import threading
+import weakref
 from contextlib import contextmanager
 from importlib import resources
 from typing import Iterator
@@ -16,6 +18,7 @@ from sqlalchemy import Connection, Engine, create_engine, event, text
 from sqlalchemy.engine import make_url
 
 WRITE_OPTION = "preflm_write"
+_SQLITE_WRITERS: "weakref.WeakKeyDictionary[Engine, threading.Lock]" = weakref.WeakKeyDictionary()
 
 
 def is_sqlite(engine: Engine) -> bool:
@@ -45,13 +48,24 @@ def make_engine(url: str, pool_size: int = 16) -> Engine:
     def _on_begin(conn: Connection):
         conn.exec_driver_sql("BEGIN IMMEDIATE" if conn.get_execution_options().get(WRITE_OPTION) else "BEGIN")
 
+    _SQLITE_WRITERS[engine] = threading.Lock()
     return engine
 
 
 @contextmanager
 def write_transaction(engine: Engine) -> Iterator[Connection]:
-    """A transaction that will write: on SQLite it takes the write lock at BEGIN."""
-    with engine.connect() as conn:
+    """A transaction that will write: on SQLite it takes the write lock at BEGIN.
+
+    Writers of one process queue on a thread lock first: SQLite's own busy handler sleeps in steps of
+    up to 100 ms, which would dominate latency when many threads write at once.
+    """
+    lock = _SQLITE_WRITERS.get(engine)
+    if lock is None:
+        with engine.connect() as conn:
+            with conn.begin():
+                yield conn
+        return
+    with lock, engine.connect() as conn:
         conn = conn.execution_options(**{WRITE_OPTION: True})
         with conn.begin():
             yield conn

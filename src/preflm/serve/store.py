@@ -143,18 +143,17 @@ def record_answer(
     a = models.answers.c
     with write_transaction(engine) as conn:
         _user_row(conn, user_id, lock=True)
-        if idempotency_key is not None:
-            earlier = conn.execute(
-                select(a.question_id, a.preference).where(a.user_id == user_id, a.idempotency_key == idempotency_key)
-            ).first()
-            if earlier is not None:
-                if earlier.question_id != question_id or earlier.preference != label:
-                    raise Conflict("this Idempotency-Key was already used for a different answer")
-                ids, labels = _answers(conn, user_id)
-                profile = service.fit(ids, labels)
-                return AnswerResult(question_id, LABEL_NAMES[label], len(ids), profile.confidence,
-                                    service.done(profile, len(ids)), True)
-        ids, labels = _answers(conn, user_id)
+        rows = conn.execute(
+            select(a.question_id, a.preference, a.idempotency_key).where(a.user_id == user_id).order_by(a.id)
+        ).all()
+        ids, labels = [r.question_id for r in rows], [r.preference for r in rows]
+        earlier = next((r for r in rows if idempotency_key is not None and r.idempotency_key == idempotency_key), None)
+        if earlier is not None:
+            if earlier.question_id != question_id or earlier.preference != label:
+                raise Conflict("this Idempotency-Key was already used for a different answer")
+            profile = service.fit(ids, labels)
+            return AnswerResult(question_id, LABEL_NAMES[label], len(ids), profile.confidence,
+                                service.done(profile, len(ids)), True)
         if question_id in ids:
             raise Conflict(f"question {question_id} was already answered by this user")
         if len(ids) >= max_answers:
