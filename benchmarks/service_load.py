@@ -69,8 +69,9 @@ def offline_rate(model_dir: Path, items: list[tuple[str, str]], n: int = 1000) -
     """Texts/s of the model's featurizer embedding ``n`` texts in one call (warm)."""
     from preflm.factorize import RewardFactorization
     from preflm.featurize import build_featurizer
+    from preflm.serve.core import quiet_featurizer
 
-    featurizer = build_featurizer(RewardFactorization.load(model_dir).featurizer_spec)
+    featurizer = quiet_featurizer(build_featurizer(RewardFactorization.load(model_dir).featurizer_spec))
     picks = [items[i % len(items)] for i in range(n)]
     prompts = [p for p, _ in picks]
     texts = [f"{r} ({i})" for i, (_, r) in enumerate(picks)]
@@ -207,7 +208,7 @@ def start_server(model_dir: Path, questions: Path, db_url: str, workers: int, lo
     command = [sys.executable, "-c", "from preflm.cli import app; app()", "serve", str(model_dir), "--questions",
                str(questions), "--db", db_url, "--port", str(port), "--workers", str(workers), "--log-level", "warning"]
     process = subprocess.Popen(command, env=env, stdout=log.open("w"), stderr=subprocess.STDOUT)
-    deadline = time.monotonic() + 180
+    deadline = time.monotonic() + 600
     while time.monotonic() < deadline:
         if process.poll() is not None:
             raise RuntimeError(f"server exited: {log.read_text()[-2000:]}")
@@ -217,7 +218,7 @@ def start_server(model_dir: Path, questions: Path, db_url: str, workers: int, lo
         except OSError:
             time.sleep(0.2)
     process.kill()
-    raise RuntimeError("server did not start in 180 s")
+    raise RuntimeError("server did not start in 600 s")
 
 
 def create_users(port: int, n: int) -> list[tuple[str, str]]:
@@ -255,7 +256,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--users", type=int, default=200)
     parser.add_argument("--answers", type=int, default=10)
-    parser.add_argument("--score-requests", type=int, default=5)
+    parser.add_argument("--score-requests", type=int, default=2)
     parser.add_argument("--candidates", type=int, default=10)
     parser.add_argument("--workers", default="1,2")
     parser.add_argument("--featurizer", default="minilm+stats")

@@ -412,3 +412,16 @@ def test_feature_batcher_passes_errors_to_every_caller():
     with pytest.raises(RuntimeError, match="featurizer broke"):
         batcher.base_rewards(["p"], ["r"])
     batcher.close()
+
+
+def test_serve_command_explains_what_is_missing(tiny, tmp_path):
+    from preflm.cli import app as cli
+
+    runner = CliRunner()
+    no_questions = runner.invoke(cli, ["serve", str(tiny[0])])
+    assert no_questions.exit_code == 2 and "--questions" in no_questions.output
+    no_model = runner.invoke(cli, ["serve", str(tmp_path / "nothing"), "--questions", str(tiny[1]),
+                                   "--db", f"sqlite:///{tmp_path / 'x.db'}"])
+    assert no_model.exit_code == 2 and "model.safetensors" in no_model.output
+    memory = runner.invoke(cli, ["serve", str(tiny[0]), "--questions", str(tiny[1]), "--db", "sqlite://"])
+    assert memory.exit_code == 2 and "SQLite file" in memory.output

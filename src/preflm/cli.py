@@ -374,7 +374,8 @@ def serve(
     import uvicorn
 
     from preflm.data import DataError, load_questions
-    from preflm.serve.core import model_id
+    from preflm.serve.store import check_question_set
+    from preflm.serve.core import model_id, question_set_hash
     from preflm.serve.db import make_engine, migrate
     from preflm.serve.settings import ADMIN_KEY_ENV, SETTINGS_ENV, ServeSettings, default_db_url
 
@@ -386,9 +387,10 @@ def serve(
             budget=budget, target_confidence=target_confidence, chat_candidates=candidates,
         )
         model_id(model_dir)
-        load_questions(questions)
+        question_hash = question_set_hash(load_questions(questions))
         engine = make_engine(settings.db_url)
         migrate(engine)
+        check_question_set(engine, question_hash)
         engine.dispose()
     except (DataError, FileNotFoundError, ValueError) as err:
         _fail(str(err))

@@ -108,7 +108,7 @@ def create_app(settings: ServeSettings) -> FastAPI:
     engine = make_engine(settings.db_url)
     if settings.migrate:
         migrate(engine)
-    store.check_question_set(engine, service.question_hash, len(questions))
+    store.check_question_set(engine, service.question_hash)
     generator = load_generator_for(settings)
 
     @asynccontextmanager

@@ -118,6 +118,14 @@ class FeatureBatcher:
             offset += len(item[0])
 
 
+def quiet_featurizer(featurizer):
+    """Turn off progress bars (of the featurizer and its parts): a server embeds texts all day."""
+    for part in [featurizer, *getattr(featurizer, "parts", [])]:
+        if hasattr(part, "show_progress"):
+            part.show_progress = False
+    return featurizer
+
+
 @dataclass
 class Profile:
     weights: np.ndarray
@@ -139,7 +147,7 @@ class PreferenceService:
             raise ValueError(f"{model_dir}: the model was trained on raw features and cannot embed texts")
         # The plain featurizer, not the library's disk-cached one: served texts are mostly new, and a
         # cache shared by worker processes would grow without bound.
-        self.featurizer = build_featurizer(self.model.featurizer_spec)
+        self.featurizer = quiet_featurizer(build_featurizer(self.model.featurizer_spec))
         self.questions = questions.reset_index(drop=True)
         self.question_hash = question_set_hash(self.questions)
         self.budget, self.target_confidence = budget, target_confidence

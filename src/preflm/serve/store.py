@@ -181,7 +181,7 @@ def count_answers(engine: Engine, user_id: str | None = None) -> int:
         return int(conn.execute(query).scalar())
 
 
-def check_question_set(engine: Engine, question_hash: str, n_questions: int) -> None:
+def check_question_set(engine: Engine, question_hash: str) -> None:
     """Refuse a question set different from the one stored answers refer to (ids would mean other questions)."""
     m = models.service_meta.c
     with write_transaction(engine) as conn:
