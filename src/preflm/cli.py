@@ -827,6 +827,132 @@ def convert(
     console.print(f"wrote {path}")
 
 
+# --- service (preflm serve, preflm users) -------------------------------------------------------------
+
+
+@app.command()
+def serve(
+    model_dir: Path = typer.Argument(..., help="A model saved by `preflm train`."),
+    questions: Optional[Path] = typer.Option(None, help="Onboarding questions (prompt, response_a, response_b); required."),
+    db: Optional[str] = typer.Option(None, help="SQLAlchemy URL (default: SQLite file preflm.db here; postgresql+psycopg://...)."),
+    host: str = typer.Option("127.0.0.1", help="Interface to bind (0.0.0.0 exposes the service to the network)."),
+    port: int = typer.Option(8000),
+    generator: Optional[str] = typer.Option(None, help="For /v1/chat/completions: openai:URL#model, hf:<id or path> or smollm2."),
+    workers: int = typer.Option(1, help="Worker processes (each loads the model)."),
+    budget: int = typer.Option(10, help="Most onboarding questions per user."),
+    target_confidence: float = typer.Option(0.9, help="Onboarding stops earlier once a profile's confidence reaches this."),
+    candidates: int = typer.Option(4, help="Candidates drawn per chat completion (best-of-n)."),
+    log_level: str = typer.Option("info", help="uvicorn log level (warning keeps load tests quiet)."),
+) -> None:
+    """Run the HTTP service: onboarding, scoring, OpenAI-compatible chat and an OpenRLHF reward endpoint."""
+    import os
+    import tempfile
+    from dataclasses import replace
+
+    import uvicorn
+
+    from preflm.data import DataError, load_questions
+    from preflm.serve.store import check_question_set
+    from preflm.serve.core import model_id, question_set_hash
+    from preflm.serve.db import make_engine, migrate
+    from preflm.serve.settings import ADMIN_KEY_ENV, SETTINGS_ENV, ServeSettings, default_db_url
+
+    if questions is None:
+        _fail("give --questions FILE (prompt, response_a, response_b): a model folder holds no question texts to ask")
+    try:
+        settings = ServeSettings(
+            model_dir=str(model_dir), questions=str(questions), db_url=db or default_db_url(), generator=generator,
+            budget=budget, target_confidence=target_confidence, chat_candidates=candidates,
+        )
+        model_id(model_dir)
+        question_hash = question_set_hash(load_questions(questions))
+        engine = make_engine(settings.db_url)
+        migrate(engine)
+        check_question_set(engine, question_hash)
+        engine.dispose()
+    except (DataError, FileNotFoundError, ValueError) as err:
+        _fail(str(err))
+    except Exception as err:  # a database driver error: name it instead of a traceback
+        _fail(f"cannot open the database {settings.db_url}: {type(err).__name__}: {err}")
+    if not settings.admin_key:
+        console.print(f"[yellow]{ADMIN_KEY_ENV} is not set:[/yellow] admin endpoints refuse every key; "
+                      "create users with `preflm users create`")
+    if host not in ("127.0.0.1", "localhost", "::1"):
+        console.print(f"[yellow]binding {host}:[/yellow] the service is reachable from the network (no TLS here)")
+    settings = replace(settings, migrate=False)
+    if workers <= 1:
+        from preflm.serve.app import create_app
+
+        try:
+            application = create_app(settings)
+        except (DataError, FileNotFoundError, ValueError) as err:
+            _fail(str(err))
+        uvicorn.run(application, host=host, port=port, log_level=log_level)
+        return
+    os.environ[SETTINGS_ENV] = settings.to_json()
+    with tempfile.TemporaryDirectory(prefix="preflm-metrics-") as metrics_dir:
+        os.environ["PROMETHEUS_MULTIPROC_DIR"] = metrics_dir
+        uvicorn.run("preflm.serve.app:app_from_env", factory=True, host=host, port=port, workers=workers, log_level=log_level)
+
+
+users_app = typer.Typer(help="Manage the service's users (admin), in the database `preflm serve` uses.", no_args_is_help=True)
+app.add_typer(users_app, name="users")
+_DB_HELP = "SQLAlchemy URL of the service database (default: SQLite file preflm.db here)."
+
+
+def _service_engine(db: Optional[str]):
+    from preflm.serve.db import make_engine, migrate
+    from preflm.serve.settings import default_db_url
+
+    try:
+        engine = make_engine(db or default_db_url())
+        migrate(engine)
+    except ValueError as err:
+        _fail(str(err))
+    except Exception as err:  # a database driver error: name it instead of a traceback
+        _fail(f"cannot open the database {db or default_db_url()}: {type(err).__name__}: {err}")
+    return engine
+
+
+@users_app.command("create")
+def users_create(
+    db: Optional[str] = typer.Option(None, help=_DB_HELP),
+    user_id: Optional[str] = typer.Option(None, help="The user's id (default: a random one)."),
+) -> None:
+    """Create a user and print their API key (shown once; only its hash is stored)."""
+    from preflm.serve import store
+
+    try:
+        user_id, key = store.create_user(_service_engine(db), user_id)
+    except store.StoreError as err:
+        _fail(err.message)
+    console.print(f"user_id: {user_id}")
+    console.print(f"api_key: {key}", soft_wrap=True)
+
+
+@users_app.command("list")
+def users_list(db: Optional[str] = typer.Option(None, help=_DB_HELP)) -> None:
+    """Users with their answer count and profile confidence."""
+    from preflm.serve import store
+
+    table = Table("user_id", "created", "answers", "confidence")
+    for row in store.list_users(_service_engine(db)):
+        table.add_row(row["id"], str(row["created_at"]), str(row["n_answers"]), f"{row['confidence']:.2f}")
+    console.print(table)
+
+
+@users_app.command("delete")
+def users_delete(user_id: str = typer.Argument(...), db: Optional[str] = typer.Option(None, help=_DB_HELP)) -> None:
+    """Delete a user with their answers and profile."""
+    from preflm.serve import store
+
+    try:
+        store.delete_user(_service_engine(db), user_id)
+    except store.StoreError as err:
+        _fail(err.message)
+    console.print(f"deleted user {user_id}")
+
+
 def main() -> None:
     app(prog_name="preflm")
 

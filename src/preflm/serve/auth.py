@@ -1,0 +1,76 @@
+"""Bearer keys: one admin key from the environment, one key per user stored as its SHA-256.
+
+User keys are 256-bit random tokens, so a fast hash is enough (no password stretching needed); the
+plain key is shown once, when the user is created. Permission is checked before any lookup of the
+target user, so a user key cannot even learn whether another user exists.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import re
+import secrets
+from dataclasses import dataclass
+
+from fastapi import Depends, HTTPException, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from sqlalchemy import select
+
+from preflm.serve import models
+
+KEY_PREFIX = "pk_"
+USER_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.@-]{0,63}$"
+_USER_ID = re.compile(USER_ID_PATTERN)
+
+bearer = HTTPBearer(auto_error=False, description="`Authorization: Bearer <key>`: the admin key or a user's key")
+
+
+def new_key() -> str:
+    return KEY_PREFIX + secrets.token_urlsafe(32)
+
+
+def hash_key(key: str) -> str:
+    return hashlib.sha256(key.encode()).hexdigest()
+
+
+def valid_user_id(user_id: str) -> bool:
+    return bool(_USER_ID.match(user_id))
+
+
+@dataclass(frozen=True)
+class Principal:
+    """Who is calling: the admin, or one user."""
+
+    user_id: str | None
+    is_admin: bool
+
+    def require_admin(self) -> None:
+        if not self.is_admin:
+            raise HTTPException(403, "this endpoint needs the admin key")
+
+    def require_access(self, user_id: str) -> None:
+        """The admin may act on any user, a user only on themself."""
+        if not self.is_admin and self.user_id != user_id:
+            raise HTTPException(403, "a user key gives access to its own user only")
+
+
+def _unauthorized(message: str) -> HTTPException:
+    return HTTPException(401, message, headers={"WWW-Authenticate": "Bearer"})
+
+
+def principal(request: Request, credentials: HTTPAuthorizationCredentials | None = Depends(bearer)) -> Principal:
+    """The caller behind ``Authorization: Bearer <key>``; 401 when missing or unknown."""
+    if credentials is None or not credentials.credentials:
+        raise _unauthorized("missing API key: send `Authorization: Bearer <key>`")
+    key = credentials.credentials
+    admin_key = request.app.state.settings.admin_key
+    if admin_key and hmac.compare_digest(key.encode(), admin_key.encode()):
+        return Principal(None, True)
+    if not key.startswith(KEY_PREFIX) or len(key) > 100:
+        raise _unauthorized("invalid API key")
+    with request.app.state.engine.connect() as conn:
+        user_id = conn.execute(select(models.users.c.id).where(models.users.c.key_hash == hash_key(key))).scalar()
+    if user_id is None:
+        raise _unauthorized("invalid API key")
+    return Principal(user_id, False)

@@ -1,0 +1,103 @@
+"""Engines, write transactions and Alembic migrations run in code (no alembic.ini needed).
+
+SQLite: WAL journal (readers never wait for the writer), ``synchronous=NORMAL`` (a committed transaction
+survives a killed process; only an OS crash can lose the last ones), foreign keys on, and write
+transactions opened with ``BEGIN IMMEDIATE`` so two writers queue on the lock instead of deadlocking.
+PostgreSQL and other servers: plain transactions; answers lock their user row with ``SELECT ... FOR UPDATE``.
+"""
+
+from __future__ import annotations
+
+import threading
+import weakref
+from contextlib import contextmanager
+from importlib import resources
+from typing import Iterator
+
+from sqlalchemy import Connection, Engine, create_engine, event, text
+from sqlalchemy.engine import make_url
+
+WRITE_OPTION = "preflm_write"
+_SQLITE_WRITERS: "weakref.WeakKeyDictionary[Engine, threading.Lock]" = weakref.WeakKeyDictionary()
+
+
+def is_sqlite(engine: Engine) -> bool:
+    return engine.dialect.name == "sqlite"
+
+
+def make_engine(url: str, pool_size: int = 16) -> Engine:
+    """An engine for any SQLAlchemy URL, with the SQLite settings above when the URL is SQLite."""
+    parsed = make_url(url)
+    if parsed.get_backend_name() != "sqlite":
+        return create_engine(url, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True)
+    if parsed.database in (None, "", ":memory:"):
+        raise ValueError("the service needs an SQLite file (sqlite:///path.db), not an in-memory database")
+    engine = create_engine(url, pool_size=pool_size, max_overflow=pool_size, connect_args={"timeout": 30, "check_same_thread": False})
+
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_connection, record):
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA synchronous=NORMAL")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.execute("PRAGMA busy_timeout=30000")
+        cursor.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(conn: Connection):
+        conn.exec_driver_sql("BEGIN IMMEDIATE" if conn.get_execution_options().get(WRITE_OPTION) else "BEGIN")
+
+    _SQLITE_WRITERS[engine] = threading.Lock()
+    return engine
+
+
+@contextmanager
+def write_transaction(engine: Engine) -> Iterator[Connection]:
+    """A transaction that will write: on SQLite it takes the write lock at BEGIN.
+
+    Writers of one process queue on a thread lock first: SQLite's own busy handler sleeps in steps of
+    up to 100 ms, which would dominate latency when many threads write at once.
+    """
+    lock = _SQLITE_WRITERS.get(engine)
+    if lock is None:
+        with engine.connect() as conn:
+            with conn.begin():
+                yield conn
+        return
+    with lock, engine.connect() as conn:
+        conn = conn.execution_options(**{WRITE_OPTION: True})
+        with conn.begin():
+            yield conn
+
+
+@contextmanager
+def read_transaction(engine: Engine) -> Iterator[Connection]:
+    with engine.connect() as conn:
+        with conn.begin():
+            yield conn
+
+
+def alembic_config():
+    """Alembic configuration pointing at the migrations shipped inside the package."""
+    from alembic.config import Config
+
+    config = Config()
+    config.set_main_option("script_location", str(resources.files("preflm.serve") / "migrations"))
+    return config
+
+
+def migrate(engine: Engine, revision: str = "head") -> None:
+    """Create or upgrade the schema to ``revision`` (idempotent; safe to call on every start)."""
+    from alembic import command
+
+    config = alembic_config()
+    with engine.connect() as conn:
+        with conn.begin():
+            config.attributes["connection"] = conn
+            command.upgrade(config, revision)
+
+
+def check_database(engine: Engine) -> None:
+    with engine.connect() as conn:
+        conn.execute(text("SELECT 1"))

@@ -1,0 +1,128 @@
+"""Shared by the service tests: a tiny trained model with its question file, and database URLs.
+
+The model is trained once per test process on a small Attributes world with text statistics as
+features (no model download); ``database_url`` gives an SQLite file or, when
+``PREFLM_TEST_POSTGRES_URL`` is set, a fresh PostgreSQL schema that is dropped afterwards.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from contextlib import contextmanager
+from pathlib import Path
+
+import pytest
+
+POSTGRES_ENV = "PREFLM_TEST_POSTGRES_URL"
+ADMIN_KEY = "admin-secret-for-tests"
+_BUILT: dict[str, tuple[Path, Path]] = {}
+
+
+def tiny_model(root: Path) -> tuple[Path, Path]:
+    """(model folder, questions file): 3 factors, linear head, ~60 steps; built once per process."""
+    if "model" in _BUILT:
+        return _BUILT["model"]
+    from preflm.data import AnswerMatrix, load_preferences
+    from preflm.factorize import RewardFactorization
+    from preflm.factorize.pipeline import featurize_items
+    from preflm.featurize import TextStatsFeaturizer
+    from preflm.simulate import WorldConfig, write_world
+
+    world = write_world(root / "world.jsonl", WorldConfig(
+        n_prompts=20, n_mixture_users=6, train_answers_per_user=60, pool_size=30, test_size=10,
+    ))
+    frame = load_preferences(world)
+    train = AnswerMatrix.from_frame(frame[frame["split"] == "train"])
+    featurizer = TextStatsFeaturizer()
+    model = RewardFactorization(n_factors=3, head="linear", max_steps=60, featurizer=featurizer)
+    model.fit(featurize_items(train, featurizer), train, progress=False)
+    model_dir = model.save(root / "model")
+    pool = frame[frame["split"] == "pool"][["prompt", "response_a", "response_b"]].drop_duplicates().head(40)
+    questions = root / "questions.csv"
+    pool.to_csv(questions, index=False)
+    _BUILT["model"] = (model_dir, questions)
+    return _BUILT["model"]
+
+
+def backends() -> list:
+    """sqlite always; postgres as a parameter that skips (locally) when no server URL is given."""
+    marks = [] if os.environ.get(POSTGRES_ENV) else [pytest.mark.skip(reason=f"{POSTGRES_ENV} not set")]
+    return ["sqlite", pytest.param("postgres", marks=marks)]
+
+
+@contextmanager
+def database_url(backend: str, tmp_path: Path):
+    """A URL to an empty database of that backend, cleaned up afterwards."""
+    if backend == "sqlite":
+        yield f"sqlite:///{tmp_path / 'service.db'}"
+        return
+    from sqlalchemy import create_engine, text
+
+    base = os.environ[POSTGRES_ENV]
+    schema = f"preflm_test_{uuid.uuid4().hex[:12]}"
+    admin = create_engine(base, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f"CREATE SCHEMA {schema}"))
+    separator = "&" if "?" in base else "?"
+    try:
+        yield f"{base}{separator}options=-csearch_path%3D{schema}"
+    finally:
+        with admin.connect() as conn:
+            conn.execute(text(f"DROP SCHEMA {schema} CASCADE"))
+        admin.dispose()
+
+
+def bearer(key: str | None) -> dict:
+    return {} if key is None else {"Authorization": f"Bearer {key}"}
+
+
+class FakeOpenAI:
+    """A local OpenAI-compatible /v1/chat/completions that answers ``n`` distinct, deterministic choices.
+
+    Choice i repeats "!" i times, so text statistics (and the model's rewards) differ between choices.
+    """
+
+    def __init__(self):
+        import json
+        import threading
+        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+        requests = self.requests = []
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *args):
+                pass
+
+            def do_POST(self):
+                payload = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+                requests.append(payload)
+                user = payload["messages"][-1]["content"]
+                choices = [{"index": i, "message": {"role": "assistant", "content": f"Answer {i} to {user}" + "!" * i}}
+                           for i in range(payload.get("n", 1))]
+                data = json.dumps({"choices": choices, "usage": {"completion_tokens": 5}}).encode()
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+
+    @property
+    def spec(self) -> str:
+        return f"openai:http://127.0.0.1:{self.server.server_address[1]}/v1#fake-model"
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def closed_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
