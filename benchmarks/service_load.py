@@ -205,7 +205,7 @@ def start_server(model_dir: Path, questions: Path, db_url: str, workers: int, lo
     port = free_port()
     env = {**os.environ, "PREFLM_ADMIN_KEY": ADMIN_KEY, "HF_HUB_OFFLINE": "1",
            "PYTHONPATH": f"{ROOT / 'src'}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"}
-    command = [sys.executable, "-c", "from preflm.cli import app; app()", "serve", str(model_dir), "--questions",
+    command = [sys.executable, "-c", "from preflm.cli import app; app()", "serve", "--reward-model", str(model_dir), "--questions",
                str(questions), "--db", db_url, "--port", str(port), "--workers", str(workers), "--log-level", "warning"]
     process = subprocess.Popen(command, env=env, stdout=log.open("w"), stderr=subprocess.STDOUT)
     deadline = time.monotonic() + 600

@@ -247,7 +247,7 @@ def test_chat_generator_down_or_missing(tiny, db_url):
     with TestClient(create_app(settings_for(tiny, db_url))) as client:
         key = Api(client).user()[1]
         reply = client.post("/v1/chat/completions", json={"messages": [{"role": "user", "content": "hi"}]}, headers=bearer(key))
-        assert reply.status_code == 503 and "--generator" in reply.json()["detail"]
+        assert reply.status_code == 503 and "--model-name-or-path" in reply.json()["detail"]
 
 
 def test_get_reward_openrlhf_format(api):
@@ -418,10 +418,10 @@ def test_serve_command_explains_what_is_missing(tiny, tmp_path):
     from preflm.cli import app as cli
 
     runner = CliRunner()
-    no_questions = runner.invoke(cli, ["serve", str(tiny[0])])
+    no_questions = runner.invoke(cli, ["serve", "--reward-model", str(tiny[0])])
     assert no_questions.exit_code == 2 and "--questions" in no_questions.output
-    no_model = runner.invoke(cli, ["serve", str(tmp_path / "nothing"), "--questions", str(tiny[1]),
+    no_model = runner.invoke(cli, ["serve", "--reward-model", str(tmp_path / "nothing"), "--questions", str(tiny[1]),
                                    "--db", f"sqlite:///{tmp_path / 'x.db'}"])
     assert no_model.exit_code == 2 and "model.safetensors" in no_model.output
-    memory = runner.invoke(cli, ["serve", str(tiny[0]), "--questions", str(tiny[1]), "--db", "sqlite://"])
+    memory = runner.invoke(cli, ["serve", "--reward-model", str(tiny[0]), "--questions", str(tiny[1]), "--db", "sqlite://"])
     assert memory.exit_code == 2 and "SQLite file" in memory.output

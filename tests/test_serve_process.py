@@ -28,7 +28,7 @@ class ServerProcess:
         self.port = closed_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.command = [sys.executable, "-c", "from preflm.cli import app; app()", "--threads", "1", "serve",
-                        str(model_dir), "--questions", str(questions), "--db", db_url, "--port", str(self.port),
+                        "--reward-model", str(model_dir), "--questions", str(questions), "--db", db_url, "--port", str(self.port),
                         "--log-level", "warning"]
         self.env = {**os.environ, "PREFLM_ADMIN_KEY": ADMIN_KEY, "PYTHONPATH": str(SOURCE_ROOT), "HF_HUB_OFFLINE": "1"}
         self.log = log

@@ -832,16 +832,18 @@ def convert(
 
 @app.command()
 def serve(
-    model_dir: Path = typer.Argument(..., help="A model saved by `preflm train`."),
+    reward_model: Path = REWARD_MODEL,
     questions: Optional[Path] = typer.Option(None, help="Onboarding questions (prompt, response_a, response_b); required."),
     db: Optional[str] = typer.Option(None, help="SQLAlchemy URL (default: SQLite file preflm.db here; postgresql+psycopg://...)."),
     host: str = typer.Option("127.0.0.1", help="Interface to bind (0.0.0.0 exposes the service to the network)."),
-    port: int = typer.Option(8000),
-    generator: Optional[str] = typer.Option(None, help="For /v1/chat/completions: openai:URL#model, hf:<id or path> or smollm2."),
+    port: int = typer.Option(8000, help="TCP port to listen on."),
+    model_name_or_path: Optional[str] = typer.Option(
+        None, help="The LLM behind /v1/chat/completions: openai:URL#model, hf:<id or path> or smollm2."
+    ),
     workers: int = typer.Option(1, help="Worker processes (each loads the model)."),
     budget: int = typer.Option(10, help="Most onboarding questions per user."),
     target_confidence: float = typer.Option(0.9, help="Onboarding stops earlier once a profile's confidence reaches this."),
-    candidates: int = typer.Option(4, help="Candidates drawn per chat completion (best-of-n)."),
+    num_candidates: int = typer.Option(4, "--num-candidates", "-n", help="Candidates drawn per chat completion (best-of-n)."),
     log_level: str = typer.Option("info", help="uvicorn log level (warning keeps load tests quiet)."),
 ) -> None:
     """Run the HTTP service: onboarding, scoring, OpenAI-compatible chat and an OpenRLHF reward endpoint."""
@@ -861,10 +863,11 @@ def serve(
         _fail("give --questions FILE (prompt, response_a, response_b): a model folder holds no question texts to ask")
     try:
         settings = ServeSettings(
-            model_dir=str(model_dir), questions=str(questions), db_url=db or default_db_url(), generator=generator,
-            budget=budget, target_confidence=target_confidence, chat_candidates=candidates,
+            model_dir=str(reward_model), questions=str(questions), db_url=db or default_db_url(),
+            generator=model_name_or_path, budget=budget, target_confidence=target_confidence,
+            chat_candidates=num_candidates,
         )
-        model_id(model_dir)
+        model_id(reward_model)
         question_hash = question_set_hash(load_questions(questions))
         engine = make_engine(settings.db_url)
         migrate(engine)
@@ -942,7 +945,7 @@ def users_list(db: Optional[str] = typer.Option(None, help=_DB_HELP)) -> None:
 
 
 @users_app.command("delete")
-def users_delete(user_id: str = typer.Argument(...), db: Optional[str] = typer.Option(None, help=_DB_HELP)) -> None:
+def users_delete(user_id: str = typer.Argument(..., help="The id of the user to delete."), db: Optional[str] = typer.Option(None, help=_DB_HELP)) -> None:
     """Delete a user with their answers and profile."""
     from preflm.serve import store
 

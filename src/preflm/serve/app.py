@@ -92,7 +92,7 @@ def load_generator_for(settings: ServeSettings):
     from preflm.generate import load_generator
 
     if settings.generator.startswith("openai:"):
-        return load_generator(settings.generator, timeout=settings.generator_timeout_s, max_retries=1, backoff=0.2)
+        return load_generator(settings.generator, timeout=settings.generator_timeout_s, max_retries=1)
     return load_generator(settings.generator)
 
 

@@ -27,7 +27,7 @@ def chat_completions(request: Request, body: ChatIn, who: Principal = Depends(pr
 
     generator = request.app.state.generator
     if generator is None:
-        raise HTTPException(503, "no generator configured: start the server with --generator openai:URL#model or hf:...")
+        raise HTTPException(503, "no generator configured: start the server with --model-name-or-path openai:URL#model or hf:...")
     user_id = target_user(who, body.user)
     if body.messages[-1].role != "user":
         raise HTTPException(400, f"the last message must come from the user, not {body.messages[-1].role!r}")
