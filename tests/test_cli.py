@@ -266,3 +266,49 @@ def test_interrupted_onboarding_keeps_its_answers_and_a_stop_never_empties_a_pro
     result = runner.invoke(app, [*args, "--overwrite"], input="q\n")
     assert result.exit_code != 0 and "left as it was" in result.output
     assert len(json.loads(profile.read_text())["answers"]) == 2
+
+
+@pytest.fixture(scope="module")
+def degenerate_setup(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("degenerate")
+    data = tmp / "answers.jsonl"
+    rows = make_dataset(data)
+    write_questions(tmp / "questions.jsonl", rows[:20])
+    train_small(tmp, data)
+    (tmp / "a-file").write_text("not a folder")
+    return tmp
+
+
+DEGENERATE_CASES = {
+    "train into a file": (["train", "{t}/answers.jsonl", "--output-dir", "{t}/a-file", "--featurizer", "stats"], "is a file"),
+    "train --max-steps 0": (["train", "{t}/answers.jsonl", "--output-dir", "{t}/m0", "--featurizer", "stats",
+                             "--max-steps", "0"], "max_steps"),
+    "train with more factors than the data supports": (["train", "{t}/answers.jsonl", "--output-dir", "{t}/m1",
+                                                        "--featurizer", "stats", "--n-factors", "500"], "n_factors"),
+    "train a path without extension": (["train", "{t}/some-dataset", "--output-dir", "{t}/m2"], "hf:"),
+    "evaluate --seeds 0": (["evaluate", "{t}/answers.jsonl", "--featurizer", "stats", "--seeds", "0",
+                            "--output", "{t}/e.json"], "seeds"),
+    "onboard --budget 0": (["onboard", "--reward-model", "{t}/model", "--questions", "{t}/questions.jsonl",
+                            "--user-id", "z", "--budget", "0", "--profiles-dir", "{t}/p"], "--budget"),
+    "onboard --questions with --answers": (["onboard", "--reward-model", "{t}/model", "--questions",
+                                            "{t}/questions.jsonl", "--answers", "{t}/questions.jsonl",
+                                            "--user-id", "z"], "either"),
+    "rank a missing candidates file": (["rank", "--reward-model", "{t}/model", "--profile", "{t}/none.json",
+                                        "--prompt", "x", "--candidates-file", "{t}/missing.txt"], "not found"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(DEGENERATE_CASES))
+def test_degenerate_commands_fail_with_one_clear_line(case, degenerate_setup):
+    """Each case: exit status 2, an error line naming the problem, no traceback, nothing written."""
+    args, fragment = DEGENERATE_CASES[case]
+    result = runner.invoke(app, [a.format(t=degenerate_setup) for a in args])
+    assert result.exit_code == 2, result.output
+    assert not isinstance(result.exception, Exception) or isinstance(result.exception, SystemExit)
+    assert fragment in result.output and "Traceback" not in result.output
+
+
+def test_evaluate_refuses_budgets_beyond_the_pool(tiny_world, tmp_path):
+    result = runner.invoke(app, ["evaluate", str(tiny_world), "--featurizer", "stats", "--budgets", "5,100",
+                                 "--seeds", "1", "--n-factors", "2", "--max-steps", "50", "--output", str(tmp_path / "r.json")])
+    assert result.exit_code == 2 and "no new user has more than" in result.output

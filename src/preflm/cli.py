@@ -265,6 +265,8 @@ def train(
 
     if backbone not in ("none", "lora", "full"):
         _fail(f"--backbone must be none, lora or full, got {backbone!r}")
+    if output_dir.exists() and not output_dir.is_dir():
+        _fail(f"--output-dir {output_dir} is a file, not a folder")
     try:
         matrix = load_training_answers(data, user_column)
         if backbone == "none":
@@ -285,8 +287,11 @@ def train(
         model = train_backbone(matrix, backbone_config, progress=_progress())
         console.print(f"held-out accuracy on seen users: {model.validation_accuracy_:.3f}; saved model to {output_dir}")
         return
-    pref = PReF(config, featurizer=feats).fit(matrix, progress=_progress())
-    pref.save_pretrained(output_dir)
+    try:
+        pref = PReF(config, featurizer=feats).fit(matrix, progress=_progress())
+        pref.save_pretrained(output_dir)
+    except (ValueError, OSError) as err:
+        _fail(str(err))
     model = pref.reward_model
     console.print(f"held-out accuracy on seen users: {model.validation_accuracy_:.3f} (step {model.best_step_})")
     console.print(f"saved model to {output_dir}")
@@ -341,6 +346,8 @@ def onboard(
         _fail("give either --questions (interactive) or --answers (from a file)")
     if overwrite and resume:
         _fail("--overwrite and --resume exclude each other")
+    if budget < 1:
+        _fail(f"--budget must be at least 1, got {budget}")
     if user_id is None and profile is None and answers is not None:
         try:
             from preflm.data import load_preferences

@@ -131,6 +131,14 @@ class HarnessConfig:
     strategies: tuple[str, ...] = ("active", "random")
     seeds: int = 3
 
+    def __post_init__(self) -> None:
+        if self.seeds < 1:
+            raise ValueError(f"seeds must be at least 1, got {self.seeds}")
+        if not self.budgets or min(self.budgets) < 0:
+            raise ValueError(f"budgets must be answer counts >= 0, got {self.budgets}")
+        if not self.strategies:
+            raise ValueError("name at least one question selector")
+
 
 def evaluate_methods(
     features: np.ndarray,
@@ -150,6 +158,11 @@ def evaluate_methods(
         raise ValueError("no new users with both pool and test answers: nothing to evaluate")
     pool = pad_answers(split.pool, users)
     test = pad_answers(split.test, users)
+    largest_pool = int(pool.mask.sum(1).max())
+    if max(config.budgets) > largest_pool:
+        raise ValueError(
+            f"budgets go up to {max(config.budgets)} answers but no new user has more than {largest_pool} pool answers"
+        )
     info: dict = {
         "n_seen_users": int(len(split.train.answered_users())),
         "n_new_users": int(len(users)),
