@@ -32,17 +32,19 @@ clean:
 
 # The committed evaluation reports: unseen prompts (how preflm is used) and, beside them, the older
 # seen-prompts protocol (new users asked and scored on pairs that seen users also rated).
-EVAL := HF_HUB_OFFLINE=1 $(VENV)/bin/preflm evaluate --threads 1 --methods pref,per_user --budgets 1-40
+EVAL := HF_HUB_OFFLINE=1 $(VENV)/bin/preflm evaluate --threads 1 --budgets 1-40
 report: $(STAMP)
 	HF_HUB_OFFLINE=1 $(VENV)/bin/preflm world --output runs/world.jsonl
-	$(EVAL) runs/world.jsonl --title "Attributes world, unseen prompts" --j-sweep 1-12 \
+	$(EVAL) runs/world.jsonl --methods pref,per_user,pal --j-sweep 2,4,6,7,8,12 --title "Attributes world, unseen prompts" \
 		--output benchmarks/results/attributes/results.json --report-dir benchmarks/results/attributes
-	HF_HUB_OFFLINE=1 $(VENV)/bin/preflm world --protocol seen-prompts --output runs/world_seen.jsonl
-	$(EVAL) runs/world_seen.jsonl --protocol seen-prompts --title "Attributes world, seen prompts" --no-ablations \
-		--output benchmarks/results/attributes_seen_prompts/results.json --report-dir benchmarks/results/attributes_seen_prompts
 	HF_HUB_OFFLINE=1 $(VENV)/bin/preflm dsp $(DSP_SOURCE) --output runs/dsp.jsonl
-	$(EVAL) runs/dsp.jsonl --title "DSP, unseen queries" \
+	$(EVAL) runs/dsp.jsonl --methods pref,per_user,pal --title "DSP, unseen queries" \
 		--output benchmarks/results/dsp/results.json --report-dir benchmarks/results/dsp
+	HF_HUB_OFFLINE=1 $(VENV)/bin/preflm world --protocol seen-prompts --output runs/world_seen.jsonl
+	$(EVAL) runs/world_seen.jsonl --protocol seen-prompts --no-ablations --methods pref,per_user \
+		--title "Attributes world, seen prompts" \
+		--output benchmarks/results/attributes_seen_prompts/results.json --report-dir benchmarks/results/attributes_seen_prompts
 	HF_HUB_OFFLINE=1 $(VENV)/bin/preflm dsp $(DSP_SOURCE) --protocol seen-prompts --output runs/dsp_seen.jsonl
-	$(EVAL) runs/dsp_seen.jsonl --protocol seen-prompts --title "DSP, seen queries" --no-ablations \
+	$(EVAL) runs/dsp_seen.jsonl --protocol seen-prompts --no-ablations --methods pref,per_user \
+		--title "DSP, seen queries" \
 		--output benchmarks/results/dsp_seen_prompts/results.json --report-dir benchmarks/results/dsp_seen_prompts
