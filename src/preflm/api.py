@@ -172,11 +172,14 @@ class PReF:
         session = self._session(given, list(given["preference"]), who, "active", 0, resume, skip_answered=False)
         return session.profile()
 
-    @staticmethod
-    def _weights(profile) -> np.ndarray:
+    def _weights(self, profile) -> np.ndarray:
+        """Weights of a profile (refused when learned with another model), its path, or raw weights."""
         if isinstance(profile, (str, Path)):
             profile = UserProfile.load(profile)
-        return profile.weight_vector if isinstance(profile, UserProfile) else np.asarray(profile, dtype=np.float64)
+        if isinstance(profile, UserProfile):
+            profile.check_model(self._model())
+            return profile.weight_vector
+        return np.asarray(profile, dtype=np.float64)
 
     def rank(self, profile, prompt: str, candidates: Sequence[str]) -> Ranking:
         """Candidates ordered by this user's reward (``profile``: a UserProfile, its path or weights)."""
