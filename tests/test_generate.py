@@ -88,7 +88,9 @@ class _ChatHandler(BaseHTTPRequestHandler):
         choices = []
         for i in range(min(payload.get("n", 1), server.max_choices)):
             text = f"{system} | {user} | seed {payload['seed']} choice {i}" + " more" * ((payload["seed"] + i) % 5)
-            choices.append({"index": i, "message": {"role": "assistant", "content": text}})
+            cut = len(text.split()) > payload.get("max_tokens", 10**6)
+            choices.append({"index": i, "message": {"role": "assistant", "content": text},
+                            "finish_reason": "length" if cut else "stop"})
         usage = {"completion_tokens": sum(len(c["message"]["content"].split()) for c in choices)}
         self._reply(200, {"choices": choices, "usage": usage})
 
@@ -386,3 +388,12 @@ def test_best_of_n_on_a_local_model_with_styles(tiny):
     assert picks.candidates.tokens_generated > 0
     lengths = [len(c) for c in picks.candidates.candidates[0]]
     assert len(picks.answers("a")[0]) == max(lengths) and len(picks.answers("b")[0]) == min(lengths)
+
+
+def test_answers_say_whether_max_new_tokens_cut_them(server, tiny):
+    gen = OpenAIGenerator(server.url, "m")
+    answers = gen.generate(["a question"], n=4, config=GenerationConfig(max_new_tokens=8, seed=0))[0]
+    assert [a.truncated for a in answers] == [len(a.split()) > 8 for a in answers]
+    assert any(a.truncated for a in answers) and not all(a.truncated for a in answers)
+    short = tiny.generate(["q"], 2, GenerationConfig(max_new_tokens=2, temperature=1.0, seed=1))[0]
+    assert all(a.truncated for a in short) and isinstance(short[0], str)

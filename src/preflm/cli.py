@@ -741,9 +741,10 @@ def generate(
     except (GenerationError, FileNotFoundError, ValueError) as err:
         _fail(str(err))
     name = getattr(llm, "name", model_name_or_path)
+    truncated = bool(getattr(answer, "truncated", False))
     if as_json:
         document = {"user_id": who, "method": method, "generator": name, "prompt": prompt, "answer": answer,
-                    "max_new_tokens": max_new_tokens, **extra}
+                    "truncated": truncated, "max_new_tokens": max_new_tokens, **extra}
         if candidates is not None:
             document["candidates"] = candidates
         _emit_json(document)
@@ -762,6 +763,8 @@ def generate(
     else:
         _echo(f"{method} answer for {who} ({name}):")
         _echo(answer)
+    if truncated:
+        out.print(f"(the answer was cut off at --max-new-tokens {max_new_tokens}; raise it for the whole answer)")
 
 
 def _option_value(text: str):

@@ -1,6 +1,7 @@
 """Alignment at inference time: generators, personalized best-of-N, reward-guided decoding, prompting."""
 
 from preflm.generate.generators import (
+    Answer,
     GenerationConfig,
     GenerationError,
     Generator,
@@ -17,6 +18,7 @@ from preflm.generate.personalize import (
 from preflm.generate.rank import Ranking, best_of_n
 
 __all__ = [
+    "Answer",
     "CandidateSet",
     "GenerationConfig",
     "GenerationError",

@@ -55,6 +55,17 @@ class GenerationConfig:
         return replace(self, **changes)
 
 
+class Answer(str):
+    """A generated answer: a plain string that also says whether ``max_new_tokens`` cut it off."""
+
+    truncated: bool
+
+    def __new__(cls, text: str, truncated: bool = False) -> "Answer":
+        answer = super().__new__(cls, text)
+        answer.truncated = truncated
+        return answer
+
+
 @dataclass(frozen=True)
 class Continuation:
     """A partial answer extended by up to one block of tokens: the whole answer text so far."""
@@ -369,8 +380,12 @@ class HFGenerator:
         if not contexts:
             return []
         sampled = self._sample(contexts, draws, config, config.max_new_tokens)
-        answers = [[_cut_at_stop(self._decode(ids).strip(), config.stop)[0] for ids, _ in row] for row in sampled]
+        answers = [[self._answer(ids, ended, config) for ids, ended in row] for row in sampled]
         return [row * n for row in answers] if config.greedy else answers
+
+    def _answer(self, ids: list[int], ended: bool, config: GenerationConfig) -> Answer:
+        text, stopped = _cut_at_stop(self._decode(ids).strip(), config.stop)
+        return Answer(text, truncated=not (ended or stopped) and len(ids) >= config.max_new_tokens)
 
     def continue_text(
         self,
@@ -484,7 +499,7 @@ class OpenAIGenerator:
                 **({"stop": list(config.stop)} if config.stop else {}),
             )
             try:
-                choices = [c.message.content or "" for c in reply.choices]
+                choices = [Answer((c.message.content or "").strip(), c.finish_reason == "length") for c in reply.choices]
             except (AttributeError, TypeError):
                 raise GenerationError(
                     f"{self.base_url}: reply has no choices[].message.content: {str(reply)[:300]!r}"
@@ -496,8 +511,8 @@ class OpenAIGenerator:
             texts.extend(choices)
             request += 1
             if config.greedy and texts:
-                return [texts[0].strip()] * n
-        return [t.strip() for t in texts[:n]]
+                return [texts[0]] * n
+        return texts[:n]
 
     def generate(
         self,
