@@ -25,7 +25,8 @@ import torch
 from preflm.data.matrix import AnswerMatrix
 from preflm.data.split import answer_prompts, prompt_holdout_mask
 from preflm.factorize.config import ConfigDict, FactorizeConfig
-from preflm.factorize.model import RewardFactorization, binary_accuracy
+from preflm.factorize.model import RewardFactorization
+from preflm.metrics import pooled_accuracy
 
 
 @dataclass
@@ -175,7 +176,7 @@ def tune_encoder(
             phi_of = {i: phi[k] for k, i in enumerate(val_items)}
             loss, logits = loss_on(known, np.arange(known.n_answers), phi_of, grad=False)
         model.train()
-        return float(loss), binary_accuracy(logits.cpu().numpy(), known.answer_value)
+        return float(loss), pooled_accuracy(logits.cpu().numpy(), known.answer_value)
 
     history = [dict(zip(("val_loss", "val_accuracy"), validate()), epoch=0, seconds=0.0)]
     best = (history[0]["val_loss"], copy.deepcopy(model.encoder.state_dict()), 0)
