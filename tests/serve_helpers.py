@@ -88,6 +88,7 @@ class FakeOpenAI:
     """A local OpenAI-compatible /v1/chat/completions that answers ``n`` distinct, deterministic choices.
 
     Choice i repeats "!" i times, so text statistics (and the model's rewards) differ between choices.
+    Set ``status`` to an error code to make every request fail with it.
     """
 
     def __init__(self):
@@ -96,6 +97,8 @@ class FakeOpenAI:
         from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
         requests = self.requests = []
+        self.status = 200
+        fake = self
 
         class Handler(BaseHTTPRequestHandler):
             def log_message(self, *args):
@@ -104,6 +107,11 @@ class FakeOpenAI:
             def do_POST(self):
                 payload = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
                 requests.append(payload)
+                if fake.status != 200:
+                    self.send_response(fake.status)
+                    self.send_header("Content-Length", "0")
+                    self.end_headers()
+                    return
                 user = payload["messages"][-1]["content"]
                 choices = [{"index": i, "message": {"role": "assistant", "content": f"Answer {i} to {user}" + "!" * i}}
                            for i in range(payload.get("n", 1))]
