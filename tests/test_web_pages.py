@@ -118,3 +118,22 @@ def test_admin_pages_need_the_admin_key(client):
     csv_reply = client.get(f"/admin/studies/{study_id}/report.csv")
     assert csv_reply.status_code == 200 and csv_reply.text.splitlines() == [",".join(study.CSV_COLUMNS)]
     assert client.get("/admin/studies/nope", headers={"Accept": "text/html"}).status_code == 404
+
+
+def test_the_admin_page_creates_a_study_with_working_links(client):
+    assert client.post("/admin/studies", data={"prompts": "a\nb", "participants": "2"}).status_code == 401
+    client.post("/admin", data={"admin_key": ADMIN_KEY})
+    reply = client.post("/admin/studies", data={"prompts": "first\n\nsecond\n", "num_candidates": "3", "budget": "2",
+                                                 "participants": "2"})
+    assert reply.status_code == 201
+    study_id = re.search(r"Study (\w+) created", reply.text).group(1)
+    links = re.findall(r"http://testserver/invite/[\w-]+", reply.text)
+    the_study = study.get_study(client.app.state.engine, study_id)
+    assert len(links) == 2 and the_study.num_candidates == 3 and the_study.budget == 2
+    client.post("/logout")
+    assert onboard(client, links[0].rsplit("/", 1)[1]) == 2
+    assert "Answer A" in client.get("/study").text
+    client.post("/logout")
+    assert client.get("/study").status_code == 401  # signed out: the session is gone
+    client.post("/admin", data={"admin_key": ADMIN_KEY})
+    assert client.post("/admin/studies", data={"prompts": " \n", "participants": "1"}).status_code == 400

@@ -211,6 +211,23 @@ def admin_login(request: Request, admin_key: str = Form(..., max_length=500)):
     return response
 
 
+@router.post("/admin/studies", response_class=HTMLResponse)
+def create_study(request: Request, prompts: str = Form(..., max_length=200_000), num_candidates: int = Form(4),
+                 budget: int = Form(10), participants: int = Form(..., ge=1, le=1000)):
+    """Create a study from the admin page; the participant links are shown once, here."""
+    same_origin(request)
+    current(request, admin=True)
+    lines = [line.strip() for line in prompts.splitlines() if line.strip()]
+    try:
+        study_id, links = study.create_study(engine(request), lines, num_candidates, budget, participants)
+    except store.StoreError as err:
+        return render(request, "admin.html", 400, title="Studies", studies=study.list_studies(engine(request)),
+                      problem=err.message)
+    base = str(request.base_url).rstrip("/")
+    return render(request, "admin.html", 201, title="Studies", studies=study.list_studies(engine(request)),
+                  created=study_id, links=[(user, f"{base}/invite/{token}") for user, token in links])
+
+
 @router.get("/admin/studies/{study_id}", response_class=HTMLResponse)
 def report_page(request: Request, study_id: str):
     current(request, admin=True)
