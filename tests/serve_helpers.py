@@ -8,15 +8,22 @@ features (no model download); ``database_url`` gives an SQLite file or, when
 from __future__ import annotations
 
 import os
+import signal
+import subprocess
+import sys
+import time
 import uuid
 from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
 
+import preflm
+
 POSTGRES_ENV = "PREFLM_TEST_POSTGRES_URL"
 ADMIN_KEY = "admin-secret-for-tests"
 _BUILT: dict[str, tuple[Path, Path]] = {}
+SOURCE_ROOT = Path(preflm.__file__).resolve().parents[1]
 
 
 def tiny_model(root: Path) -> tuple[Path, Path]:
@@ -81,6 +88,7 @@ class FakeOpenAI:
     """A local OpenAI-compatible /v1/chat/completions that answers ``n`` distinct, deterministic choices.
 
     Choice i repeats "!" i times, so text statistics (and the model's rewards) differ between choices.
+    Set ``status`` to an error code to make every request fail with it.
     """
 
     def __init__(self):
@@ -89,6 +97,8 @@ class FakeOpenAI:
         from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
         requests = self.requests = []
+        self.status = 200
+        fake = self
 
         class Handler(BaseHTTPRequestHandler):
             def log_message(self, *args):
@@ -97,6 +107,11 @@ class FakeOpenAI:
             def do_POST(self):
                 payload = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
                 requests.append(payload)
+                if fake.status != 200:
+                    self.send_response(fake.status)
+                    self.send_header("Content-Length", "0")
+                    self.end_headers()
+                    return
                 user = payload["messages"][-1]["content"]
                 choices = [{"index": i, "message": {"role": "assistant", "content": f"Answer {i} to {user}" + "!" * i}}
                            for i in range(payload.get("n", 1))]
@@ -126,3 +141,40 @@ def closed_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
+
+
+class ServerProcess:
+    """Starts ``preflm serve`` on a free port and kills it with SIGKILL; every wait is bounded."""
+
+    def __init__(self, model_dir: Path, questions: Path, db_url: str, log: Path, extra: tuple[str, ...] = ()):
+        self.port = closed_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.command = [sys.executable, "-c", "from preflm.cli import app; app()", "--threads", "1", "serve",
+                        "--reward-model", str(model_dir), "--questions", str(questions), "--db", db_url, "--port", str(self.port),
+                        "--log-level", "warning", *extra]
+        self.env = {**os.environ, "PREFLM_ADMIN_KEY": ADMIN_KEY, "PYTHONPATH": str(SOURCE_ROOT), "HF_HUB_OFFLINE": "1"}
+        self.log = log
+        self.process: subprocess.Popen | None = None
+
+    def start(self, timeout: float = 60.0) -> None:
+        import httpx
+
+        with self.log.open("a") as log:
+            self.process = subprocess.Popen(self.command, env=self.env, stdout=log, stderr=subprocess.STDOUT)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise AssertionError(f"the server exited with {self.process.returncode}: {self.log.read_text()[-2000:]}")
+            try:
+                if httpx.get(f"{self.url}/healthz", timeout=1).status_code == 200:
+                    return
+            except httpx.TransportError:
+                pass
+            time.sleep(0.1)
+        self.kill()
+        raise AssertionError(f"the server did not become healthy in {timeout} s: {self.log.read_text()[-2000:]}")
+
+    def kill(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            os.kill(self.process.pid, signal.SIGKILL)
+            self.process.wait(timeout=10)

@@ -3,57 +3,13 @@ find every acknowledged answer stored exactly once (SQLite, and PostgreSQL when 
 
 from __future__ import annotations
 
-import os
-import signal
-import subprocess
-import sys
 import threading
 import time
-from pathlib import Path
 
 import httpx
 import pytest
-from serve_helpers import ADMIN_KEY, backends, bearer, closed_port, database_url, tiny_model
+from serve_helpers import ADMIN_KEY, ServerProcess, backends, bearer, database_url, tiny_model
 from sqlalchemy import create_engine, text
-
-import preflm
-
-SOURCE_ROOT = Path(preflm.__file__).resolve().parents[1]
-
-
-class ServerProcess:
-    """Starts ``preflm serve`` on a free port and kills it with SIGKILL; every wait is bounded."""
-
-    def __init__(self, model_dir: Path, questions: Path, db_url: str, log: Path):
-        self.port = closed_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.command = [sys.executable, "-c", "from preflm.cli import app; app()", "--threads", "1", "serve",
-                        "--reward-model", str(model_dir), "--questions", str(questions), "--db", db_url, "--port", str(self.port),
-                        "--log-level", "warning"]
-        self.env = {**os.environ, "PREFLM_ADMIN_KEY": ADMIN_KEY, "PYTHONPATH": str(SOURCE_ROOT), "HF_HUB_OFFLINE": "1"}
-        self.log = log
-        self.process: subprocess.Popen | None = None
-
-    def start(self, timeout: float = 60.0) -> None:
-        with self.log.open("a") as log:
-            self.process = subprocess.Popen(self.command, env=self.env, stdout=log, stderr=subprocess.STDOUT)
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise AssertionError(f"the server exited with {self.process.returncode}: {self.log.read_text()[-2000:]}")
-            try:
-                if httpx.get(f"{self.url}/healthz", timeout=1).status_code == 200:
-                    return
-            except httpx.TransportError:
-                pass
-            time.sleep(0.1)
-        self.kill()
-        raise AssertionError(f"the server did not become healthy in {timeout} s: {self.log.read_text()[-2000:]}")
-
-    def kill(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            os.kill(self.process.pid, signal.SIGKILL)
-            self.process.wait(timeout=10)
 
 
 @pytest.fixture(params=backends())

@@ -966,6 +966,90 @@ def users_delete(user_id: str = typer.Argument(..., help="The id of the user to 
     console.print(f"deleted user {user_id}")
 
 
+_BASE_URL_HELP = "Where participants reach `preflm serve` (links are BASE-URL/invite/TOKEN)."
+
+
+@users_app.command("invite")
+def users_invite(
+    db: Optional[str] = typer.Option(None, help=_DB_HELP),
+    user_id: Optional[str] = typer.Option(None, help="Invite this user (created when missing; default: a new random one)."),
+    expires_hours: float = typer.Option(72.0, help="Hours until the link expires; it also works only once."),
+    base_url: str = typer.Option("http://127.0.0.1:8000", help=_BASE_URL_HELP),
+) -> None:
+    """Print a single-use, expiring link to the onboarding web page."""
+    from preflm.serve import invites, store
+
+    try:
+        user_id, token = invites.create_invite(_service_engine(db), user_id, expires_hours)
+    except store.StoreError as err:
+        _fail(err.message)
+    console.print(f"user_id: {user_id}")
+    console.print(f"link: {base_url.rstrip('/')}/invite/{token}", soft_wrap=True)
+
+
+study_app = typer.Typer(help="Blind A/B studies of the default answer against the personalized one.", no_args_is_help=True)
+app.add_typer(study_app, name="study")
+
+
+@study_app.command("create")
+def study_create(
+    prompts: Path = typer.Option(..., exists=True, dir_okay=False, help="Study prompts: one a line, or a CSV/JSONL with a prompt column."),
+    num_candidates: int = typer.Option(4, "--num-candidates", "-n", help="Candidates drawn per prompt for the personalized answer (best-of-n)."),
+    budget: int = typer.Option(10, help="Most onboarding answers per participant before judging."),
+    participants: int = typer.Option(..., help="How many participant links to make."),
+    expires_hours: float = typer.Option(24 * 14, help="Hours until the participant links expire."),
+    base_url: str = typer.Option("http://127.0.0.1:8000", help=_BASE_URL_HELP),
+    db: Optional[str] = typer.Option(None, help=_DB_HELP),
+) -> None:
+    """Create a study and print one single-use link per participant."""
+    from preflm.serve import store, study
+
+    try:
+        study_id, links = study.create_study(_service_engine(db), study.read_prompts(prompts), num_candidates, budget,
+                                             participants, expires_hours)
+    except store.StoreError as err:
+        _fail(err.message)
+    console.print(f"study_id: {study_id}")
+    for user_id, token in links:
+        console.print(f"{user_id}: {base_url.rstrip('/')}/invite/{token}", soft_wrap=True)
+
+
+@study_app.command("report")
+def study_report(
+    study_id: str = typer.Argument(..., help="The study's id (printed by `preflm study create`)."),
+    output: Optional[Path] = typer.Option(None, help="Write every judgment to this CSV file."),
+    as_json: bool = AS_JSON,
+    db: Optional[str] = typer.Option(None, help=_DB_HELP),
+) -> None:
+    """Win rate of the personalized answer with a Wilson 95% interval (ties apart), per prompt and participant."""
+    from preflm.serve import store, study
+
+    try:
+        report = study.study_report(_service_engine(db), study_id)
+    except store.StoreError as err:
+        _fail(err.message)
+    if output is not None:
+        output.parent.mkdir(parents=True, exist_ok=True)
+        output.write_text(study.report_csv(report))
+    if as_json:
+        _emit_json(report)
+        return
+    o = report["overall"]
+    rate = "n/a" if o["win_rate"] is None else f"{o['win_rate']:.3f}"
+    console.print(f"study {study_id}: {report['participants']} participants, {report['prompts']} prompts")
+    console.print(f"personalized win rate {rate} (95% Wilson {o['ci_low']:.3f}-{o['ci_high']:.3f}); "
+                  f"wins {o['wins']}, losses {o['losses']}, ties {o['ties']} (ties excluded from the rate)")
+    _emit_table(["prompt", "wins", "losses", "ties", "win rate"],
+                [[str(r["prompt_index"]), str(r["wins"]), str(r["losses"]), str(r["ties"]),
+                  "n/a" if r["win_rate"] is None else f"{r['win_rate']:.3f}"] for r in report["per_prompt"]], "per prompt")
+    _emit_table(["participant", "wins", "losses", "ties", "win rate"],
+                [[r["participant"], str(r["wins"]), str(r["losses"]), str(r["ties"]),
+                  "n/a" if r["win_rate"] is None else f"{r['win_rate']:.3f}"] for r in report["per_participant"]],
+                "per participant")
+    if output is not None:
+        console.print(f"wrote {output}")
+
+
 def main() -> None:
     app(prog_name="preflm")
 

@@ -14,12 +14,13 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
+from fastapi.staticfiles import StaticFiles
 from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
 
 from preflm.serve import metrics, store
 from preflm.serve.core import PreferenceService
 from preflm.serve.db import make_engine, migrate
-from preflm.serve.routers import chat, health, onboarding, openrlhf, score, users
+from preflm.serve.routers import chat, health, onboarding, openrlhf, score, users, web
 from preflm.serve.settings import SETTINGS_ENV, ServeSettings
 
 DESCRIPTION = """Personalized rewards with reward factorization (PReF): onboard a user with a few pairwise
@@ -121,15 +122,25 @@ def create_app(settings: ServeSettings) -> FastAPI:
     app.state.settings, app.state.service, app.state.engine = settings, service, engine
     app.state.generator = generator
     app.state.generator_lock = threading.Lock() if generator is not None and not settings.generator.startswith("openai:") else _NoLock()
-    for module in (users, onboarding, score, chat, openrlhf, health):
+    for module in (users, onboarding, score, chat, openrlhf, health, web):
         app.include_router(module.router)
+    app.mount("/static", StaticFiles(packages=[("preflm.serve", "static")]), name="static")
+
+    @app.exception_handler(web.PageError)
+    async def _page_error(request: Request, err: web.PageError):
+        return web.error_page(request, err)
 
     @app.exception_handler(store.StoreError)
     async def _store_error(request: Request, err: store.StoreError):
+        if _wants_html(request):
+            return web.error_page(request, web.PageError(err.status, "Not possible", err.message))
         return JSONResponse({"detail": err.message}, status_code=err.status)
 
     @app.exception_handler(OperationalError)
     async def _database_down(request: Request, err: OperationalError):
+        if _wants_html(request):
+            return web.error_page(request, web.PageError(503, "Busy", "The server's database is busy or down. "
+                                                                       "Your earlier answers are saved; try again in a moment."))
         return JSONResponse({"detail": f"database unavailable or busy, retry: {type(err.orig).__name__}"}, 503,
                             headers={"Retry-After": "1"})
 
@@ -143,6 +154,11 @@ def create_app(settings: ServeSettings) -> FastAPI:
 
     app.add_middleware(LimitAndMeasure, max_bytes=settings.max_body_bytes)
     return app
+
+
+def _wants_html(request: Request) -> bool:
+    """A browser page (not the JSON API) asked: answer errors with a page, not JSON."""
+    return "text/html" in request.headers.get("accept", "") and not request.url.path.startswith("/v1/")
 
 
 class _NoLock:

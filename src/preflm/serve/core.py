@@ -182,17 +182,17 @@ class PreferenceService:
         weights, covariance = self.model.fit_users(self.z[np.asarray(question_ids)], np.asarray(labels, dtype=np.float64))
         return Profile(weights, covariance, len(question_ids), self.confidence(covariance))
 
-    def done(self, profile: Profile, answered: int) -> bool:
-        """The stopping rule: budget spent, confident enough, or no question left."""
+    def done(self, profile: Profile, answered: int, budget: int | None = None) -> bool:
+        """The stopping rule: budget spent (the service's, or ``budget``), confident enough, or no question left."""
         return (
-            answered >= self.budget
+            answered >= (self.budget if budget is None else budget)
             or profile.confidence >= self.target_confidence
             or answered >= len(self.questions)
         )
 
-    def next_question(self, profile: Profile, answered: Sequence[int]) -> int | None:
+    def next_question(self, profile: Profile, answered: Sequence[int], budget: int | None = None) -> int | None:
         """The bandit rule's pick among unanswered questions, or None when the stopping rule says done."""
-        if self.done(profile, len(answered)):
+        if self.done(profile, len(answered), budget):
             return None
         scores = self.selector.scores(self.z, profile.weights, profile.covariance)
         scores[np.asarray(answered, dtype=np.int64)] = -np.inf

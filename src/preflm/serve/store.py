@@ -65,7 +65,8 @@ def list_users(engine: Engine) -> list[dict]:
 def delete_user(engine: Engine, user_id: str) -> None:
     """Remove the user, their answers and their profile."""
     with write_transaction(engine) as conn:
-        conn.execute(delete(models.answers).where(models.answers.c.user_id == user_id))
+        for table in (models.answers, models.invites, models.sessions, models.participants, models.judgments):
+            conn.execute(delete(table).where(table.c.user_id == user_id))
         if conn.execute(delete(models.users).where(models.users.c.id == user_id)).rowcount == 0:
             raise NotFound(f"no user {user_id!r}")
 
@@ -135,7 +136,7 @@ class AnswerResult:
 
 def record_answer(
     engine: Engine, service: PreferenceService, user_id: str, question_id: int, label: float,
-    idempotency_key: str | None, max_answers: int,
+    idempotency_key: str | None, max_answers: int, budget: int | None = None,
 ) -> AnswerResult:
     """Store one answer and refit the profile, atomically; a known idempotency key replays the first result."""
     if not 0 <= question_id < len(service.questions):
@@ -153,7 +154,7 @@ def record_answer(
                 raise Conflict("this Idempotency-Key was already used for a different answer")
             profile = service.fit(ids, labels)
             return AnswerResult(question_id, LABEL_NAMES[label], len(ids), profile.confidence,
-                                service.done(profile, len(ids)), True)
+                                service.done(profile, len(ids), budget), True)
         if question_id in ids:
             raise Conflict(f"question {question_id} was already answered by this user")
         if len(ids) >= max_answers:
@@ -170,7 +171,8 @@ def record_answer(
             n_answers=len(ids),
             confidence=profile.confidence,
         ))
-    return AnswerResult(question_id, LABEL_NAMES[label], len(ids), profile.confidence, service.done(profile, len(ids)), False)
+    return AnswerResult(question_id, LABEL_NAMES[label], len(ids), profile.confidence,
+                        service.done(profile, len(ids), budget), False)
 
 
 def count_answers(engine: Engine, user_id: str | None = None) -> int:
