@@ -188,6 +188,9 @@ class PReF:
         """Candidates ordered by this user's reward (``profile``: a UserProfile, its path or weights)."""
         return best_of_n(self._model(), self._weights(profile), prompt, candidates)
 
-    def rewards(self, profile, prompts: Sequence[str], responses: Sequence[str]) -> np.ndarray:
-        """This user's reward lambda . phi(x, y) of each (prompt, response)."""
-        return self._model().rewards(prompts, responses, self._weights(profile))
+    def rewards(
+        self, profile, prompts: Sequence[str], responses: Sequence[str], chunk_size: int = 65_536, progress: bool = False
+    ) -> np.ndarray:
+        """Rewards lambda . phi(x, y) of each (prompt, response): (n,) for one profile, (U, n) for a (U, J)
+        array of users' weights (batch scoring; candidates embedded ``chunk_size`` at a time)."""
+        return self._model().rewards(prompts, responses, self._weights(profile), chunk_size, progress)
