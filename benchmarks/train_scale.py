@@ -104,10 +104,10 @@ def write_dataset(path: Path, n_answers: int, seed: int = 0) -> dict:
     return {"n_answers": n_answers, "n_users": n_users, "n_items": len(flat), "file_mb": path.stat().st_size / 2**20}
 
 
-def timed_train(data: Path, output: Path, extra: list[str]) -> dict:
+def timed_train(data: Path, output: Path, extra: list[str], threads: int) -> dict:
     """Run ``preflm train`` in a fresh process; wall seconds and peak RSS (GB) from ``/usr/bin/time -v``."""
     command = [
-        "/usr/bin/time", "-v", sys.executable, "-m", "preflm", "train", str(data), "--output-dir", str(output),
+        "/usr/bin/time", "-v", sys.executable, "-m", "preflm", "--threads", str(threads), "train", str(data), "--output-dir", str(output),
         "--featurizer", "stats", *extra,
     ]
     start = time.perf_counter()
@@ -122,7 +122,7 @@ def timed_train(data: Path, output: Path, extra: list[str]) -> dict:
         "peak_rss_gb": round(peak_kb / 2**20, 2),
         "validation_accuracy": float(accuracy.group(1)) if accuracy else None,
         "best_step": int(accuracy.group(2)) if accuracy else None,
-        "command": " ".join(["preflm", "train", data.name, "--featurizer", "stats", *extra]),
+        "command": " ".join(["preflm", "--threads", str(threads), "train", data.name, "--featurizer", "stats", *extra]),
     }
 
 
@@ -132,6 +132,7 @@ def main() -> None:
     parser.add_argument("--keep-data", type=Path, default=None, help="Folder to keep the generated Parquet files in.")
     parser.add_argument("--output", type=Path, default=RESULTS / "train_scale.json")
     parser.add_argument("--train-args", default="", help="Extra options for preflm train, e.g. '--max-steps 500'.")
+    parser.add_argument("--threads", type=int, default=1, help="preflm --threads (torch and BLAS threads).")
     args = parser.parse_args()
     folder = args.keep_data or Path(tempfile.mkdtemp(prefix="train_scale_"))
     folder.mkdir(parents=True, exist_ok=True)
@@ -141,7 +142,7 @@ def main() -> None:
         start = time.perf_counter()
         info = write_dataset(data, size) if not data.exists() else {"n_answers": size, "file_mb": data.stat().st_size / 2**20}
         info["generate_seconds"] = round(time.perf_counter() - start, 1)
-        result = {**info, **timed_train(data, folder / f"model_{size}", args.train_args.split())}
+        result = {**info, **timed_train(data, folder / f"model_{size}", args.train_args.split(), args.threads)}
         result["us_per_answer"] = round(1e6 * result["seconds"] / size, 1)
         runs.append(result)
         print(json.dumps(result), flush=True)

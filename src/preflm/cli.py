@@ -84,10 +84,14 @@ def _show_version(value: bool) -> None:
         raise typer.Exit()
 
 
+_THREAD_LIMITS: list = []
+"""BLAS thread limits set by --threads, kept for the life of the process."""
+
+
 @app.callback()
 def _options(
     threads: Optional[int] = typer.Option(
-        None, help="Torch CPU threads (e.g. 1 on a small shared machine, where threads fight over cores)."
+        None, help="Torch and BLAS CPU threads (e.g. 1 on a small shared machine, where threads fight over cores)."
     ),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="Print only results and errors (no messages, no progress bars)."),
     version: bool = typer.Option(
@@ -103,8 +107,10 @@ def _options(
     console.quiet = err_console.quiet = quiet
     if threads is not None:
         import torch
+        from threadpoolctl import threadpool_limits
 
         torch.set_num_threads(threads)
+        _THREAD_LIMITS.append(threadpool_limits(limits=threads))
 
 
 def _fail(message: str) -> None:

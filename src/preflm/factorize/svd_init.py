@@ -38,6 +38,21 @@ DENSE_CELL_LIMIT = 4_000_000
 """Largest pairs x users matrix (cells) completed densely; larger ones take the sparse path."""
 
 
+def _orthonormal(block: np.ndarray) -> np.ndarray:
+    """Orthonormal basis of a tall block's column space from its Gram matrix (twice, for accuracy).
+
+    Products with the small Gram matrix instead of a Householder QR: much faster on tall blocks with
+    this machine's BLAS, and directions with (numerically) zero weight are dropped.
+    """
+    for _ in range(2):
+        values, vectors = np.linalg.eigh(block.T @ block)
+        keep = values > values.max(initial=0.0) * 1e-12
+        if not keep.any():
+            return block[:, :0]
+        block = block @ (vectors[:, keep] / np.sqrt(values[keep]))
+    return block
+
+
 def _randomized_svd(matmul, rmatmul, shape, k: int, start: np.ndarray | None, rng, power_iterations: int = 1):
     """Top-k SVD of an operator given by ``matmul(M) = Z @ M`` and ``rmatmul(M) = Z.T @ M`` (Halko et al.).
 
@@ -49,12 +64,12 @@ def _randomized_svd(matmul, rmatmul, shape, k: int, start: np.ndarray | None, rn
     if start is not None:
         shared = min(width, start.shape[1])
         probe[:, :shared] = start[:, :shared]
-    basis, _ = np.linalg.qr(matmul(probe))
+    basis = _orthonormal(matmul(probe))
     for _ in range(power_iterations):
-        back, _ = np.linalg.qr(rmatmul(basis))
-        basis, _ = np.linalg.qr(matmul(back))
+        basis = _orthonormal(matmul(_orthonormal(rmatmul(basis))))
     small = rmatmul(basis).T
     u, s, vt = np.linalg.svd(small, full_matrices=False)
+    k = min(k, len(s))
     return (basis @ u)[:, :k], s[:k], vt[:k].T
 
 
@@ -110,8 +125,8 @@ def sparse_svd_factors(
         matmul, rmatmul = operators(residual_matrix())
         u, s, v = _randomized_svd(matmul, rmatmul, shape, rank, v, rng)
     matmul, rmatmul = operators(residual_matrix())
-    k = min(n_factors, min(shape))
-    u_top, s_top, v_top = _randomized_svd(matmul, rmatmul, shape, k, v, rng, power_iterations=2)
+    u_top, s_top, v_top = _randomized_svd(matmul, rmatmul, shape, min(n_factors, min(shape)), v, rng, power_iterations=2)
+    k = len(s_top)
     root = np.sqrt(s_top)
     pair_factors = np.zeros((shape[0], n_factors))
     user_factors = np.zeros((shape[1], n_factors))
