@@ -1,6 +1,9 @@
 """Training at scale: the streamed reader, the sparse SVD initialization and chunked batch scoring."""
 
 import json
+import os
+import subprocess
+import sys
 
 import numpy as np
 import pandas as pd
@@ -62,12 +65,16 @@ def write(tmp_path, rows, kind):
         path.write_text("\n".join(json.dumps(r) for r in rows) + "\n")
     elif kind == "csv":
         frame.drop(columns=["true_features_a", "true_features_b"]).to_csv(path, index=False)
+    elif kind == "datasets":
+        import datasets
+
+        datasets.Dataset.from_pandas(frame).save_to_disk(str(path))
     else:
         frame.to_parquet(path)
     return path
 
 
-@pytest.mark.parametrize("kind", ["jsonl", "csv", "parquet"])
+@pytest.mark.parametrize("kind", ["jsonl", "csv", "parquet", "datasets"])
 @pytest.mark.parametrize("chunk_rows", [1, 7, 100_000])
 def test_streamed_reader_equals_whole_file_reader(tmp_path, kind, chunk_rows):
     path = write(tmp_path, tricky_rows(), kind)
@@ -177,3 +184,49 @@ def test_batch_rewards_in_chunks_equal_one_call_per_user():
     with pytest.raises(ValueError, match="prompts but"):
         model.rewards(prompts, responses[:-1], weights)
 
+
+
+def taste_answers(path, n_prompts=24, n_users=60, answers_per_user=80, seed=0):
+    """Users with 2-dimensional tastes over the text statistics of responses that differ in form."""
+    rng = np.random.default_rng(seed)
+    prompts = [f"Question {i} about topic {i % 5}?" for i in range(n_prompts)]
+    responses = [[(" ".join(["word"] * (2 + 3 * j)) + ("!" if (i + j) % 3 == 0 else ".")) * (1 + (i + j) % 3)
+                  for j in range(5)] for i in range(n_prompts)]
+    flat = [(p, r) for p, row in zip(prompts, responses) for r in row]
+    stats = TextStatsFeaturizer().transform([p for p, _ in flat], [r for _, r in flat])
+    stats = (stats - stats.mean(0)) / (stats.std(0) + 1e-9)
+    reward = stats @ rng.normal(size=(stats.shape[1], 2)) @ (3 * rng.normal(size=(2, n_users)))
+    rows = []
+    for user in range(n_users):
+        for _ in range(answers_per_user):
+            prompt = int(rng.integers(n_prompts))
+            a, b = rng.choice(5, 2, replace=False)
+            ia, ib = prompt * 5 + a, prompt * 5 + b
+            p_a = 1 / (1 + np.exp(-(reward[ia, user] - reward[ib, user])))
+            rows.append({"user_id": f"u{user}", "prompt": prompts[prompt], "response_a": flat[ia][1],
+                         "response_b": flat[ib][1], "preference": "a" if rng.random() < p_a else "b"})
+    path.write_text("\n".join(json.dumps(r) for r in rows) + "\n")
+    return path
+
+
+def test_two_process_training_reaches_one_process_accuracy(tmp_path):
+    pytest.importorskip("accelerate")
+    data = taste_answers(tmp_path / "answers.jsonl")
+    settings = ["--featurizer", "stats", "--n-factors", "2", "--max-steps", "300", "--batch-size", "512",
+                "--eval-every", "20", "--seed", "1"]
+    env = {**os.environ, "PREFLM_CACHE": str(tmp_path / "cache"), "PYTHONPATH": os.pathsep.join(sys.path),
+           "OMP_NUM_THREADS": "1", "TQDM_DISABLE": "1"}
+    accuracy = {}
+    for processes in (1, 2):
+        output = tmp_path / f"model-{processes}"
+        launch = [sys.executable, "-m", "accelerate.commands.launch", "--cpu", "--num_processes", str(processes),
+                  "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no",
+                  "--main_process_port", str(29500 + os.getpid() % 1000), "-m", "preflm", "--threads", "1"]
+        done = subprocess.run([*launch, "train", str(data), "--output-dir", str(output), *settings],
+                              capture_output=True, text=True, env=env, timeout=300)
+        assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-4000:]
+        model = RewardFactorization.load(output)
+        assert model.user_weights_.shape == (60, 2)
+        accuracy[processes] = model.validation_accuracy_
+    assert accuracy[1] > 0.75
+    assert abs(accuracy[2] - accuracy[1]) < 0.03

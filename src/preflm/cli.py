@@ -12,6 +12,7 @@ from __future__ import annotations
 import functools
 import inspect
 import json
+import os
 import re
 import sys
 import typing
@@ -289,11 +290,28 @@ def train(
         model = train_backbone(matrix, backbone_config, progress=_progress())
         console.print(f"held-out accuracy on seen users: {model.validation_accuracy_:.3f}; saved model to {output_dir}")
         return
+    rank = _join_process_group()
     pref = PReF(config, featurizer=feats).fit(matrix, progress=_progress())
+    if rank != 0:
+        return
     pref.save_pretrained(output_dir)
     model = pref.reward_model
     console.print(f"held-out accuracy on seen users: {model.validation_accuracy_:.3f} (step {model.best_step_})")
     console.print(f"saved model to {output_dir}")
+
+
+def _join_process_group() -> int:
+    """Under ``accelerate launch`` / ``torchrun`` (WORLD_SIZE > 1) join the CPU process group; this rank.
+
+    Training is then data-parallel over answers (see ``RewardFactorization.fit``); rank 0 saves.
+    """
+    if int(os.environ.get("WORLD_SIZE", "1")) <= 1:
+        return 0
+    import torch.distributed
+
+    if not torch.distributed.is_initialized():
+        torch.distributed.init_process_group("gloo")
+    return torch.distributed.get_rank()
 
 
 def _ask(out: Console, row, number: int, total: int) -> Optional[str]:

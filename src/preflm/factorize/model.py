@@ -30,7 +30,14 @@ from tqdm.auto import tqdm
 from preflm.data.matrix import AnswerMatrix
 from preflm.factorize.config import FactorizeConfig
 from preflm.factorize.svd_init import answer_factors
-from preflm.factorize.training import train_with_early_stopping, validation_mask
+from preflm.factorize.training import (
+    average_gradients,
+    broadcast_parameters,
+    process_group,
+    reduce_sums,
+    train_with_early_stopping,
+    validation_mask,
+)
 from preflm.factorize.users import fit_user_weights, population_prior
 from preflm.metrics import pairwise_accuracy
 
@@ -201,6 +208,17 @@ class RewardFactorization:
             self._svd_initialize(head, user_weights, x, answers, user_column, ~is_val)
         item_a, item_b = pairs[pair, 0], pairs[pair, 1]
         lam_l2 = torch.tensor(cfg.l2)
+        parameters = list(head.parameters()) + [user_weights]
+        world, rank = process_group()
+        batch_size, after_backward = cfg.batch_size, None
+        if world > 1:
+            # Data-parallel over answers: each process draws its share of every batch from its own
+            # slice of the training answers and scores its slice of the held-out ones; gradients and
+            # held-out sums are averaged, so every process takes the same steps and stops together.
+            broadcast_parameters(parameters)
+            train_idx, monitor = train_idx[rank::world], monitor[rank::world]
+            batch_size = max(1, cfg.batch_size // world)
+            after_backward = lambda: average_gradients(parameters)  # noqa: E731
 
         def logits_for(index: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
             phi = head(x)
@@ -209,22 +227,32 @@ class RewardFactorization:
 
         def train_loss(step: int) -> torch.Tensor:
             batch = train_idx
-            if len(train_idx) > cfg.batch_size:
-                batch = train_idx[torch.randint(len(train_idx), (cfg.batch_size,))]
+            if len(train_idx) > batch_size:
+                batch = train_idx[torch.randint(len(train_idx), (batch_size,))]
             logits, diffs = logits_for(batch)
             loss = torch.nn.functional.binary_cross_entropy_with_logits(logits, label[batch])
             return loss + lam_l2 * (diffs.pow(2).sum(-1).mean() + user_weights.pow(2).sum(-1).mean())
 
         def validate() -> dict:
             logits, _ = logits_for(monitor)
-            return {
-                "loss": float(torch.nn.functional.binary_cross_entropy_with_logits(logits, label[monitor])),
-                "accuracy": float(pairwise_accuracy(logits.numpy(), label[monitor].numpy())),
-            }
+            if world == 1:
+                return {
+                    "loss": float(torch.nn.functional.binary_cross_entropy_with_logits(logits, label[monitor])),
+                    "accuracy": float(pairwise_accuracy(logits.numpy(), label[monitor].numpy())),
+                }
+            labels = label[monitor]
+            decided = labels != 0.5
+            loss_sum, n, correct, n_decided = reduce_sums([
+                float(torch.nn.functional.binary_cross_entropy_with_logits(logits, labels, reduction="sum")),
+                float(len(labels)),
+                float((((logits > 0) == (labels > 0.5)) & decided).sum()),
+                float(decided.sum()),
+            ])
+            return {"loss": loss_sum / n, "accuracy": correct / n_decided if n_decided else float("nan")}
 
         run = train_with_early_stopping(
-            list(head.parameters()) + [user_weights], train_loss, validate, cfg.max_steps, cfg.learning_rate,
-            cfg.eval_every, cfg.patience, progress, "training base rewards",
+            parameters, train_loss, validate, cfg.max_steps, cfg.learning_rate,
+            cfg.eval_every, cfg.patience, progress and rank == 0, "training base rewards", after_backward,
         )
         if run["best_step"] == 0:
             raise ValueError(
