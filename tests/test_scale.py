@@ -219,14 +219,18 @@ def test_two_process_training_reaches_one_process_accuracy(tmp_path):
     accuracy = {}
     for processes in (1, 2):
         output = tmp_path / f"model-{processes}"
-        launch = [sys.executable, "-m", "accelerate.commands.launch", "--cpu", "--num_processes", str(processes),
+        # On a machine without GPUs, --multi_gpu makes accelerate start the processes through torchrun.
+        launch = [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", str(processes),
                   "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no",
                   "--main_process_port", str(29500 + os.getpid() % 1000), "-m", "preflm", "--threads", "1"]
+        if processes == 1:
+            launch = [sys.executable, "-m", "preflm", "--threads", "1"]
         done = subprocess.run([*launch, "train", str(data), "--output-dir", str(output), *settings],
                               capture_output=True, text=True, env=env, timeout=300)
         assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-4000:]
+        assert done.stdout.count("answers from 60 users") == processes  # every process read the data
         model = RewardFactorization.load(output)
         assert model.user_weights_.shape == (60, 2)
         accuracy[processes] = model.validation_accuracy_
     assert accuracy[1] > 0.75
-    assert abs(accuracy[2] - accuracy[1]) < 0.03
+    assert abs(accuracy[2] - accuracy[1]) < 0.04  # about 3 standard errors on ~650 held-out answers
