@@ -16,6 +16,7 @@ import pandas as pd
 
 from preflm.data import AnswerMatrix, load_preferences, load_questions, normalize_frame
 from preflm.data.records import TEXT_COLUMNS
+from preflm.data.stream import read_answer_table
 from preflm.factorize import FactorizeConfig, RewardFactorization
 from preflm.featurize import DEFAULT_FEATURIZER
 from preflm.generate.rank import Ranking, best_of_n
@@ -32,14 +33,19 @@ def _frame(data, source: str, user_column: str = "user_id", default_user: str | 
 
 
 def load_training_answers(data, user_column: str = "user_id") -> AnswerMatrix:
-    """Seen users' answers as an :class:`AnswerMatrix`; only ``split == 'train'`` rows when a split column exists."""
-    source = str(data) if isinstance(data, (str, Path)) else "<answers>"
-    frame = _frame(data, source, user_column)
+    """Seen users' answers as an :class:`AnswerMatrix`; only ``split == 'train'`` rows when a split column exists.
+
+    Paths and ``hf:`` datasets are streamed (:func:`preflm.data.stream.read_answer_table`), so the texts
+    of millions of answers are never held per row; tables and dicts go through :func:`normalize_frame`.
+    """
+    if isinstance(data, (str, Path)):
+        return read_answer_table(data, user_column=user_column, keep_split="train")
+    frame = _frame(data, "<answers>", user_column)
     if "split" in frame.columns:
         frame = frame[frame["split"] == "train"]
         if frame.empty:
-            raise ValueError(f"{source}: the split column has no 'train' rows")
-    return AnswerMatrix.from_frame(frame, source=source)
+            raise ValueError("<answers>: the split column has no 'train' rows")
+    return AnswerMatrix.from_frame(frame, source="<answers>")
 
 
 def remaining_uncertainty(session: OnboardingSession) -> float:
@@ -185,6 +191,9 @@ class PReF:
         """Candidates ordered by this user's reward (``profile``: a UserProfile, its path or weights)."""
         return best_of_n(self._model(), self._weights(profile), prompt, candidates)
 
-    def rewards(self, profile, prompts: Sequence[str], responses: Sequence[str]) -> np.ndarray:
-        """This user's reward lambda . phi(x, y) of each (prompt, response)."""
-        return self._model().rewards(prompts, responses, self._weights(profile))
+    def rewards(
+        self, profile, prompts: Sequence[str], responses: Sequence[str], chunk_size: int = 65_536, progress: bool = False
+    ) -> np.ndarray:
+        """Rewards lambda . phi(x, y) of each (prompt, response): (n,) for one profile, (U, n) for a (U, J)
+        array of users' weights (batch scoring; candidates embedded ``chunk_size`` at a time)."""
+        return self._model().rewards(prompts, responses, self._weights(profile), chunk_size, progress)

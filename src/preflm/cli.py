@@ -12,6 +12,7 @@ from __future__ import annotations
 import functools
 import inspect
 import json
+import os
 import re
 import sys
 import typing
@@ -85,10 +86,14 @@ def _show_version(value: bool) -> None:
         raise typer.Exit()
 
 
+_THREAD_LIMITS: list = []
+"""BLAS thread limits set by --threads, kept for the life of the process."""
+
+
 @app.callback()
 def _options(
     threads: Optional[int] = typer.Option(
-        None, help="Torch CPU threads (e.g. 1 on a small shared machine, where threads fight over cores)."
+        None, help="Torch and BLAS CPU threads (e.g. 1 on a small shared machine, where threads fight over cores)."
     ),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="Print only results and errors (no messages, no progress bars)."),
     version: bool = typer.Option(
@@ -104,8 +109,10 @@ def _options(
     console.quiet = err_console.quiet = quiet
     if threads is not None:
         import torch
+        from threadpoolctl import threadpool_limits
 
         torch.set_num_threads(threads)
+        _THREAD_LIMITS.append(threadpool_limits(limits=threads))
 
 
 def _fail(message: str) -> None:
@@ -287,14 +294,31 @@ def train(
         model = train_backbone(matrix, backbone_config, progress=_progress())
         console.print(f"held-out accuracy on seen users: {model.validation_accuracy_:.3f}; saved model to {output_dir}")
         return
+    rank = _join_process_group()
     try:
         pref = PReF(config, featurizer=feats).fit(matrix, progress=_progress())
+        if rank != 0:
+            return
         pref.save_pretrained(output_dir)
     except (ValueError, OSError) as err:
         _fail(str(err))
     model = pref.reward_model
     console.print(f"held-out accuracy on seen users: {model.validation_accuracy_:.3f} (step {model.best_step_})")
     console.print(f"saved model to {output_dir}")
+
+
+def _join_process_group() -> int:
+    """Under ``accelerate launch`` / ``torchrun`` (WORLD_SIZE > 1) join the CPU process group; this rank.
+
+    Training is then data-parallel over answers (see ``RewardFactorization.fit``); rank 0 saves.
+    """
+    if int(os.environ.get("WORLD_SIZE", "1")) <= 1:
+        return 0
+    import torch.distributed
+
+    if not torch.distributed.is_initialized():
+        torch.distributed.init_process_group("gloo")
+    return torch.distributed.get_rank()
 
 
 def _ask(out: Console, row, number: int, total: int) -> Optional[str]:

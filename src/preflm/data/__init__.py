@@ -12,6 +12,7 @@ from preflm.data.records import (
 from preflm.data.candidates import load_candidates, parse_candidates
 from preflm.data.matrix import AnswerMatrix
 from preflm.data.split import DatasetSplit, split_answers
+from preflm.data.stream import read_answer_table
 
 __all__ = [
     "PREFERENCE_COLUMNS",
@@ -25,5 +26,6 @@ __all__ = [
     "normalize_frame",
     "parse_candidates",
     "parse_preference",
+    "read_answer_table",
     "split_answers",
 ]

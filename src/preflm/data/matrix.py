@@ -56,7 +56,11 @@ class AnswerMatrix:
 
     @classmethod
     def from_frame(cls, frame: pd.DataFrame, source: str = "<answers>") -> "AnswerMatrix":
-        """Build from a normalized answers table (see :func:`preflm.data.normalize_frame`)."""
+        """Build from a normalized answers table (see :func:`preflm.data.normalize_frame`).
+
+        Items are numbered in order of first appearance over all ``response_a`` texts, then all
+        ``response_b`` texts; :meth:`from_ids` does the rest.
+        """
         texts = pd.concat(
             [
                 pd.DataFrame({"prompt": frame["prompt"], "response": frame["response_a"]}),
@@ -67,52 +71,104 @@ class AnswerMatrix:
         item_codes, items = pd.MultiIndex.from_frame(texts).factorize()
         n = len(frame)
         code_a, code_b = item_codes[:n], item_codes[n:]
-        item_prompts = np.asarray(items.get_level_values(0), dtype=object)
-        item_responses = np.asarray(items.get_level_values(1), dtype=object)
-        item_hash = np.array([_text_hash(p, r) for p, r in zip(item_prompts, item_responses)], dtype=np.uint64)
-
-        if np.any(code_a == code_b):
-            row = frame.index[int(np.flatnonzero(code_a == code_b)[0])]
-            raise DataError(source, "response_a and response_b are the same text", int(row), "response_b")
-        flip = item_hash[code_a] > item_hash[code_b]
-        first = np.where(flip, code_b, code_a)
-        second = np.where(flip, code_a, code_b)
-        value = np.where(flip, 1.0 - frame["preference"].to_numpy(float), frame["preference"].to_numpy(float))
-        pair_codes, pair_index = pd.MultiIndex.from_arrays([first, second]).factorize()
-        pairs = np.stack([pair_index.get_level_values(0), pair_index.get_level_values(1)], axis=1).astype(np.int64)
         user_codes, user_ids = pd.factorize(frame["user_id"].astype(str))
-
-        columns = {"pair": pair_codes, "user": user_codes, "value": value}
-        keys = ["pair", "user"]
+        split_codes = split_labels = None
         if "split" in frame.columns:
-            columns["split"] = frame["split"].to_numpy()
-            keys.append("split")
+            split_codes, split_labels = pd.factorize(frame["split"].to_numpy())
+        true_diff = None
         if "true_reward_a" in frame.columns:
-            diff = frame["true_reward_a"].to_numpy(float) - frame["true_reward_b"].to_numpy(float)
-            columns["true_diff"] = np.where(flip, -diff, diff)
-        table = pd.DataFrame(columns)
-        aggregations = {"value": ("value", "mean"), "count": ("value", "size")}
-        if "true_diff" in table:
-            aggregations["true_diff"] = ("true_diff", "mean")
-        cells = table.groupby(keys, sort=False).agg(**aggregations).reset_index()
-
+            true_diff = frame["true_reward_a"].to_numpy(float) - frame["true_reward_b"].to_numpy(float)
         item_true_features = None
         if "true_features_a" in frame.columns:
-            features = np.zeros((len(item_prompts), len(frame["true_features_a"].iloc[0])))
-            features[code_a] = np.asarray(frame["true_features_a"].tolist(), dtype=float)
-            features[code_b] = np.asarray(frame["true_features_b"].tolist(), dtype=float)
-            item_true_features = features
+            item_true_features = np.zeros((len(items), len(frame["true_features_a"].iloc[0])))
+            item_true_features[code_a] = np.asarray(frame["true_features_a"].tolist(), dtype=float)
+            item_true_features[code_b] = np.asarray(frame["true_features_b"].tolist(), dtype=float)
+        return cls.from_ids(
+            item_prompts=np.asarray(items.get_level_values(0), dtype=object),
+            item_responses=np.asarray(items.get_level_values(1), dtype=object),
+            item_a=code_a,
+            item_b=code_b,
+            user=user_codes,
+            user_ids=np.asarray(user_ids, dtype=object),
+            preference=frame["preference"].to_numpy(float),
+            split=split_codes,
+            split_labels=split_labels,
+            true_reward_diff=true_diff,
+            item_true_features=item_true_features,
+            rows=frame.index.to_numpy(),
+            source=source,
+        )
+
+    @classmethod
+    def from_ids(
+        cls,
+        item_prompts: np.ndarray,
+        item_responses: np.ndarray,
+        item_a: np.ndarray,
+        item_b: np.ndarray,
+        user: np.ndarray,
+        user_ids: np.ndarray,
+        preference: np.ndarray,
+        split: np.ndarray | None = None,
+        split_labels: np.ndarray | None = None,
+        true_reward_diff: np.ndarray | None = None,
+        item_true_features: np.ndarray | None = None,
+        rows: np.ndarray | None = None,
+        source: str = "<answers>",
+    ) -> "AnswerMatrix":
+        """Build from integer ids: one row per answer (items ``item_a``/``item_b``, ``user``, ``preference``).
+
+        The one implementation of orientation (a pair's items ordered by content hash, the label flipped
+        with them), pair numbering (first appearance) and cells (repeated answers of a user to a pair,
+        within one split, averaged and counted, in order of first appearance). ``split`` holds codes
+        into ``split_labels``; ``rows`` (the file's row numbers) only name the row in errors.
+        """
+        item_a = np.asarray(item_a, dtype=np.int64)
+        item_b = np.asarray(item_b, dtype=np.int64)
+        preference = np.asarray(preference, dtype=np.float64)
+        same = item_a == item_b
+        if same.any():
+            first_bad = int(np.flatnonzero(same)[0])
+            row = int(rows[first_bad]) if rows is not None else first_bad
+            raise DataError(source, "response_a and response_b are the same text", row, "response_b")
+        item_hash = np.array([_text_hash(p, r) for p, r in zip(item_prompts, item_responses)], dtype=np.uint64)
+        flip = item_hash[item_a] > item_hash[item_b]
+        first = np.where(flip, item_b, item_a)
+        second = np.where(flip, item_a, item_b)
+        del item_a, item_b
+        value = np.where(flip, 1.0 - preference, preference)
+        n_items = max(len(item_prompts), 1)
+        pair_codes, pair_keys = pd.factorize(first * n_items + second)
+        del first, second
+        pairs = np.stack([pair_keys // n_items, pair_keys % n_items], axis=1).astype(np.int64)
+
+        n_users = max(len(user_ids), 1)
+        key = pair_codes.astype(np.int64) * n_users + np.asarray(user, dtype=np.int64)
+        if split is not None:
+            n_splits = max(len(split_labels), 1)
+            key = key * n_splits + np.asarray(split, dtype=np.int64)
+        cell, cell_keys = pd.factorize(key)
+        del key
+        count = np.bincount(cell, minlength=len(cell_keys))
+        mean = lambda values: np.bincount(cell, weights=values, minlength=len(cell_keys)) / count  # noqa: E731
+        answer_split = None
+        if split is not None:
+            answer_split = np.asarray(split_labels, dtype=object)[cell_keys % n_splits]
+            cell_keys = cell_keys // n_splits
+        diff = None
+        if true_reward_diff is not None:
+            diff = mean(np.where(flip, -np.asarray(true_reward_diff, dtype=float), true_reward_diff))
         return cls(
-            item_prompts=item_prompts,
-            item_responses=item_responses,
+            item_prompts=np.asarray(item_prompts, dtype=object),
+            item_responses=np.asarray(item_responses, dtype=object),
             pairs=pairs,
             user_ids=np.asarray(user_ids, dtype=object),
-            answer_pair=cells["pair"].to_numpy(np.int64),
-            answer_user=cells["user"].to_numpy(np.int64),
-            answer_value=cells["value"].to_numpy(float),
-            answer_count=cells["count"].to_numpy(np.int64),
-            answer_split=cells["split"].to_numpy(dtype=object) if "split" in cells else None,
-            true_reward_diff=cells["true_diff"].to_numpy(float) if "true_diff" in cells else None,
+            answer_pair=(cell_keys // n_users).astype(np.int64),
+            answer_user=(cell_keys % n_users).astype(np.int64),
+            answer_value=mean(value),
+            answer_count=count.astype(np.int64),
+            answer_split=answer_split,
+            true_reward_diff=diff,
             item_true_features=item_true_features,
         )
 

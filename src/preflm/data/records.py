@@ -33,7 +33,7 @@ class DataError(ValueError):
         if field is not None:
             where += f", field '{field}'"
         super().__init__(f"{where}: {message}")
-        self.source, self.row, self.field = source, row, field
+        self.source, self.row, self.field, self.detail = source, row, field, message
 
 
 @dataclass(frozen=True)
@@ -73,16 +73,32 @@ def _message_text(value: Any, last_only: bool) -> Any:
     return value
 
 
+def _first_bad(values: pd.Series, is_bad) -> int | None:
+    """Row of the first value for which ``is_bad(value)`` holds, testing each distinct value once.
+
+    Columns of repeated texts or labels (the usual case) cost one hash pass instead of a Python call per
+    row; unhashable values (lists) fall back to testing every row.
+    """
+    try:
+        codes, uniques = pd.factorize(values, use_na_sentinel=False)
+    except TypeError:
+        bad = np.fromiter((is_bad(v) for v in values.tolist()), dtype=bool, count=len(values))
+        return int(np.flatnonzero(bad)[0]) if bad.any() else None
+    unique_bad = np.fromiter((is_bad(v) for v in np.asarray(uniques, dtype=object)), dtype=bool, count=len(uniques))
+    if not unique_bad.any():
+        return None
+    return int(np.flatnonzero(unique_bad[codes])[0])
+
+
 def _check_texts(frame: pd.DataFrame, source: str) -> None:
     for column in TEXT_COLUMNS:
         values = frame[column]
-        not_str = ~values.map(lambda v: isinstance(v, str))
-        if not_str.any():
-            row = int(np.flatnonzero(not_str.to_numpy())[0])
+        row = _first_bad(values, lambda v: not isinstance(v, str))
+        if row is not None:
             raise DataError(source, f"text must be a string, got {type(values.iloc[row]).__name__}", row, column)
-        empty = values.str.strip().str.len() == 0
-        if empty.any():
-            raise DataError(source, "empty text", int(np.flatnonzero(empty.to_numpy())[0]), column)
+        row = _first_bad(values, lambda v: not v.strip())
+        if row is not None:
+            raise DataError(source, "empty text", row, column)
 
 
 def load_questions(source: str | Path) -> pd.DataFrame:
@@ -130,18 +146,11 @@ def normalize_frame(
 
     _check_texts(frame, source)
     users = frame["user_id"]
-    bad_user = users.isna() | (users.astype(str).str.strip().str.len() == 0)
-    if bad_user.any():
-        raise DataError(source, "missing user id", int(np.flatnonzero(bad_user.to_numpy())[0]), "user_id")
+    row = _first_bad(users, lambda v: pd.isna(v) or not str(v).strip())
+    if row is not None:
+        raise DataError(source, "missing user id", row, "user_id")
     frame["user_id"] = users.astype(str)
-
-    labels = np.empty(len(frame))
-    for row, value in enumerate(frame["preference"].tolist()):
-        try:
-            labels[row] = parse_preference(value)
-        except ValueError as err:
-            raise DataError(source, str(err), row, "preference") from None
-    frame["preference"] = labels
+    frame["preference"] = _parse_labels(frame["preference"], source)
 
     if "split" in frame.columns:
         split = frame["split"].astype(str).str.strip().str.lower()
@@ -155,6 +164,31 @@ def normalize_frame(
             frame[column] = [json.loads(v) if isinstance(v, str) else list(v) for v in frame[column]]
     keep = [c for c in PREFERENCE_COLUMNS + OPTIONAL_COLUMNS if c in frame.columns]
     return frame[keep]
+
+
+def _parse_labels(values: pd.Series, source: str) -> np.ndarray:
+    """:func:`parse_preference` of every row, each distinct label parsed once; the first bad row is named."""
+
+    def parse(value: Any) -> float:
+        try:
+            return parse_preference(value)
+        except ValueError:
+            return np.nan
+
+    try:
+        codes, uniques = pd.factorize(values, use_na_sentinel=False)
+        parsed = np.fromiter((parse(v) for v in np.asarray(uniques, dtype=object)), dtype=float, count=len(uniques))
+        labels = parsed[codes]
+    except TypeError:
+        labels = np.fromiter((parse(v) for v in values.tolist()), dtype=float, count=len(values))
+    bad = np.isnan(labels)
+    if bad.any():
+        row = int(np.flatnonzero(bad)[0])
+        try:
+            parse_preference(values.iloc[row])
+        except ValueError as err:
+            raise DataError(source, str(err), row, "preference") from None
+    return labels
 
 
 def _read_table(path: Path) -> pd.DataFrame:
@@ -176,17 +210,10 @@ def _read_table(path: Path) -> pd.DataFrame:
 HUB_PREFIX = "hf:"
 
 
-def load_preferences(
-    source: str | Path,
-    user_column: str = "user_id",
-    hf_split: str = "train",
-    default_user: str | None = None,
-) -> pd.DataFrame:
-    """Read answers from a file, a ``datasets.save_to_disk`` folder or a Hugging Face Hub dataset.
+def open_source(source: str | Path, hf_split: str = "train"):
+    """A file's path, or the loaded ``datasets.Dataset`` for ``hf:<name>`` and ``save_to_disk`` folders.
 
-    A Hub dataset is read only when asked for as ``hf:<name>``: a path that does not exist is a
-    :class:`DataError`, never a silent network request. Returns the normalized table
-    (:func:`normalize_frame`); raises :class:`DataError` on bad input.
+    A Hub dataset is read only when asked for as ``hf:<name>``; a missing path is a :class:`DataError`.
     """
     text = str(source)
     path = Path(source)
@@ -204,18 +231,37 @@ def load_preferences(
             if hf_split not in loaded:
                 raise DataError(text, f"no split {hf_split!r}; available: {list(loaded)}")
             loaded = loaded[hf_split]
-        frame = loaded.to_pandas()
-    elif path.is_file():
+        return loaded
+    if path.is_file():
+        return path
+    if not path.suffix:
+        raise DataError(text, f"file not found (to read a Hugging Face Hub dataset, write {HUB_PREFIX}{text})")
+    raise DataError(text, "file not found")
+
+
+def load_preferences(
+    source: str | Path,
+    user_column: str = "user_id",
+    hf_split: str = "train",
+    default_user: str | None = None,
+) -> pd.DataFrame:
+    """Read answers from a file, a ``datasets.save_to_disk`` folder or a Hugging Face Hub dataset.
+
+    A Hub dataset is read only when asked for as ``hf:<name>``: a path that does not exist is a
+    :class:`DataError`, never a silent network request. Returns the normalized table
+    (:func:`normalize_frame`); raises :class:`DataError` on bad input.
+    """
+    text = str(source)
+    opened = open_source(source, hf_split)
+    if isinstance(opened, Path):
         try:
-            frame = _read_table(path)
+            frame = _read_table(opened)
         except (ValueError, OSError) as err:
             if isinstance(err, DataError):
                 raise
-            raise DataError(str(path), f"cannot parse file: {err}") from None
-    elif not path.suffix:
-        raise DataError(text, f"file not found (to read a Hugging Face Hub dataset, write {HUB_PREFIX}{text})")
+            raise DataError(str(opened), f"cannot parse file: {err}") from None
     else:
-        raise DataError(text, "file not found")
+        frame = opened.to_pandas()
     return normalize_frame(frame, text, user_column, default_user)
 
 

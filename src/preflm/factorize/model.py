@@ -20,15 +20,24 @@ from pathlib import Path
 from typing import Sequence
 
 import numpy as np
+import pandas as pd
 import torch
 from safetensors.torch import load as load_safetensors
 from safetensors.torch import save as save_safetensors
 from scipy.special import expit
+from tqdm.auto import tqdm
 
 from preflm.data.matrix import AnswerMatrix
 from preflm.factorize.config import FactorizeConfig
-from preflm.factorize.svd_init import svd_factors
-from preflm.factorize.training import train_with_early_stopping, validation_mask
+from preflm.factorize.svd_init import answer_factors
+from preflm.factorize.training import (
+    average_gradients,
+    broadcast_parameters,
+    process_group,
+    reduce_sums,
+    train_with_early_stopping,
+    validation_mask,
+)
 from preflm.factorize.users import fit_user_weights, population_prior
 from preflm.metrics import pairwise_accuracy
 
@@ -151,8 +160,11 @@ class RewardFactorization:
         self._check_fitted()
         diffs = self.pair_differences(features, answers.pairs)
         index = np.full(answers.n_users, -1)
-        for user in answers.answered_users():
-            index[user] = self.user_index(answers.user_ids[user])
+        answered = answers.answered_users()
+        found = pd.Index(self.user_ids_.astype(str)).get_indexer(answers.user_ids[answered].astype(str))
+        if (found < 0).any():
+            self.user_index(answers.user_ids[answered[np.flatnonzero(found < 0)[0]]])
+        index[answered] = found
         weights = self.user_weights_[index[answers.answer_user]]
         return np.einsum("nj,nj->n", diffs[answers.answer_pair], weights)
 
@@ -196,6 +208,17 @@ class RewardFactorization:
             self._svd_initialize(head, user_weights, x, answers, user_column, ~is_val)
         item_a, item_b = pairs[pair, 0], pairs[pair, 1]
         lam_l2 = torch.tensor(cfg.l2)
+        parameters = list(head.parameters()) + [user_weights]
+        world, rank = process_group()
+        batch_size, after_backward = cfg.batch_size, None
+        if world > 1:
+            # Data-parallel over answers: each process draws its share of every batch from its own
+            # slice of the training answers and scores its slice of the held-out ones; gradients and
+            # held-out sums are averaged, so every process takes the same steps and stops together.
+            broadcast_parameters(parameters)
+            train_idx, monitor = train_idx[rank::world], monitor[rank::world]
+            batch_size = max(1, cfg.batch_size // world)
+            after_backward = lambda: average_gradients(parameters)  # noqa: E731
 
         def logits_for(index: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
             phi = head(x)
@@ -204,22 +227,32 @@ class RewardFactorization:
 
         def train_loss(step: int) -> torch.Tensor:
             batch = train_idx
-            if len(train_idx) > cfg.batch_size:
-                batch = train_idx[torch.randint(len(train_idx), (cfg.batch_size,))]
+            if len(train_idx) > batch_size:
+                batch = train_idx[torch.randint(len(train_idx), (batch_size,))]
             logits, diffs = logits_for(batch)
             loss = torch.nn.functional.binary_cross_entropy_with_logits(logits, label[batch])
             return loss + lam_l2 * (diffs.pow(2).sum(-1).mean() + user_weights.pow(2).sum(-1).mean())
 
         def validate() -> dict:
             logits, _ = logits_for(monitor)
-            return {
-                "loss": float(torch.nn.functional.binary_cross_entropy_with_logits(logits, label[monitor])),
-                "accuracy": float(pairwise_accuracy(logits.numpy(), label[monitor].numpy())),
-            }
+            if world == 1:
+                return {
+                    "loss": float(torch.nn.functional.binary_cross_entropy_with_logits(logits, label[monitor])),
+                    "accuracy": float(pairwise_accuracy(logits.numpy(), label[monitor].numpy())),
+                }
+            labels = label[monitor]
+            decided = labels != 0.5
+            loss_sum, n, correct, n_decided = reduce_sums([
+                float(torch.nn.functional.binary_cross_entropy_with_logits(logits, labels, reduction="sum")),
+                float(len(labels)),
+                float((((logits > 0) == (labels > 0.5)) & decided).sum()),
+                float(decided.sum()),
+            ])
+            return {"loss": loss_sum / n, "accuracy": correct / n_decided if n_decided else float("nan")}
 
         run = train_with_early_stopping(
-            list(head.parameters()) + [user_weights], train_loss, validate, cfg.max_steps, cfg.learning_rate,
-            cfg.eval_every, cfg.patience, progress, "training base rewards",
+            parameters, train_loss, validate, cfg.max_steps, cfg.learning_rate,
+            cfg.eval_every, cfg.patience, progress and rank == 0, "training base rewards", after_backward,
         )
         if run["best_step"] == 0:
             raise ValueError(
@@ -283,9 +316,9 @@ class RewardFactorization:
         """
         cfg = self.config
         train = answers.subset(train_mask)
-        dense = train.dense(users=answers.answered_users())
-        asked = ~np.isnan(dense).all(axis=1)
-        pair_factors, user_factors = svd_factors(dense[asked], cfg.n_factors, cfg.svd_rank, cfg.svd_iterations)
+        asked, pair_factors, user_factors = answer_factors(
+            train, answers.answered_users(), cfg.n_factors, cfg.svd_rank, cfg.svd_iterations, cfg.seed
+        )
         pairs = answers.pairs[asked]
         delta_x = (x[pairs[:, 0]] - x[pairs[:, 1]]).double()
         target = torch.as_tensor(pair_factors)
@@ -507,12 +540,33 @@ class RewardFactorization:
         phi = self.text_base_rewards(list(prompts) * 2, list(responses_a) + list(responses_b))
         return phi[:n] - phi[n:]
 
-    def rewards(self, prompts: Sequence[str], responses: Sequence[str], weights: np.ndarray) -> np.ndarray:
-        """Personalized rewards lambda . phi(x, y): weights (J,) give (n,), weights (U, J) give (U, n)."""
+    def rewards(
+        self,
+        prompts: Sequence[str],
+        responses: Sequence[str],
+        weights: np.ndarray,
+        chunk_size: int = 65_536,
+        progress: bool = False,
+    ) -> np.ndarray:
+        """Personalized rewards lambda . phi(x, y): weights (J,) give (n,), weights (U, J) give (U, n).
+
+        Offline batch scoring: candidates are embedded ``chunk_size`` at a time (a progress bar with
+        ``progress``), so many users x many candidates take one call and the featurizer's memory stays bounded.
+        """
         weights = np.asarray(weights, dtype=np.float64)
         if weights.shape[-1] != self.config.n_factors:
             raise ValueError(f"weights have {weights.shape[-1]} factors but the model has {self.config.n_factors}")
-        return weights @ self.text_base_rewards(prompts, responses).T
+        prompts, responses = list(prompts), list(responses)
+        if len(prompts) != len(responses):
+            raise ValueError(f"got {len(prompts)} prompts but {len(responses)} responses")
+        if chunk_size < 1:
+            raise ValueError(f"chunk_size must be >= 1, got {chunk_size}")
+        out = np.empty(weights.shape[:-1] + (len(prompts),))
+        starts = range(0, len(prompts), chunk_size)
+        for start in tqdm(starts, desc="scoring", unit="chunk", disable=not progress, leave=False):
+            stop = start + chunk_size
+            out[..., start:stop] = weights @ self.text_base_rewards(prompts[start:stop], responses[start:stop]).T
+        return out
 
     def fit_users(
         self, z: np.ndarray, labels: np.ndarray, mask: np.ndarray | None = None, init: np.ndarray | None = None

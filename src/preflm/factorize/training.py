@@ -31,6 +31,36 @@ def validation_mask(answers: AnswerMatrix, fraction: float, seed: int, by: str =
     return np.random.default_rng(seed).random(answers.n_answers) < fraction
 
 
+def process_group() -> tuple[int, int]:
+    """(number of processes, this process's rank): (1, 0) unless ``torch.distributed`` runs several."""
+    if torch.distributed.is_available() and torch.distributed.is_initialized():
+        return torch.distributed.get_world_size(), torch.distributed.get_rank()
+    return 1, 0
+
+
+def average_gradients(parameters: list[torch.Tensor]) -> None:
+    """All-reduce the gradients of ``parameters`` to their mean over processes (data-parallel step)."""
+    world, _ = process_group()
+    for parameter in parameters:
+        if parameter.grad is not None:
+            torch.distributed.all_reduce(parameter.grad)
+            parameter.grad.div_(world)
+
+
+def broadcast_parameters(parameters: list[torch.Tensor]) -> None:
+    """Copy rank 0's values of ``parameters`` to every process, so all start from the same point."""
+    with torch.no_grad():
+        for parameter in parameters:
+            torch.distributed.broadcast(parameter.data, src=0)
+
+
+def reduce_sums(values: list[float]) -> list[float]:
+    """Sums of ``values`` over all processes (float64), e.g. per-process loss sums and counts."""
+    tensor = torch.tensor(values, dtype=torch.float64)
+    torch.distributed.all_reduce(tensor)
+    return tensor.tolist()
+
+
 def train_with_early_stopping(
     parameters: list[torch.Tensor],
     train_loss: Callable[[int], torch.Tensor],
@@ -41,12 +71,15 @@ def train_with_early_stopping(
     patience: int = 8,
     progress: bool = False,
     description: str = "training",
+    after_backward: Callable[[], None] | None = None,
 ) -> dict:
     """Adam on ``train_loss(step)``; keeps the parameters with the lowest validation ``"loss"``.
 
     ``validate()`` returns a dict with ``"loss"`` and any other figures to record. The best parameters
     are restored in place. Returns the best step, its validation loss, the number of steps run and
     the history (one dict per evaluation: step, train_loss and the validation figures).
+    ``after_backward()`` runs between the backward pass and the optimizer step (data-parallel
+    training averages the gradients of all processes there, see :func:`average_gradients`).
     """
     if max_steps < 1:
         raise ValueError(f"max_steps must be >= 1, got {max_steps}")
@@ -59,6 +92,8 @@ def train_with_early_stopping(
         loss = train_loss(step)
         optimizer.zero_grad()
         loss.backward()
+        if after_backward is not None:
+            after_backward()
         optimizer.step()
         bar.update(1)
         if step % eval_every and step != max_steps:
