@@ -28,6 +28,8 @@ from pathlib import Path  # noqa: E402
 
 import torch  # noqa: E402
 
+from unseen_prompts import prepare  # noqa: E402
+
 from preflm.baselines import BASELINE_NAMES, register_baselines  # noqa: E402
 from preflm.eval.harness import HarnessConfig  # noqa: E402
 from preflm.eval.report import write_report  # noqa: E402
@@ -35,41 +37,9 @@ from preflm.eval.run import run_evaluation, save_results  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "benchmarks" / "results"
-DSP_SOURCE = ROOT.parent / "shared" / "data" / "dsp" / "domain_specific_preference.part1.json"
 BUDGETS = [1, 2, 3, 5, 10, 15, 20, 30, 40]
 TABLE_BUDGETS = ("5", "10", "20", "40")
 METHODS = ["pref", *BASELINE_NAMES]
-
-
-def prepare_dataset(name: str, workdir: Path) -> Path | None:
-    """Write the dataset's JSONL into ``workdir``; None (with a note) when its source is missing."""
-    if name == "attributes":
-        from preflm.simulate import write_world
-
-        return write_world(workdir / "attributes.jsonl")
-    if name == "dsp":
-        if not DSP_SOURCE.is_file():
-            print(f"skipping DSP: {DSP_SOURCE} not found")
-            return None
-        try:
-            from preflm.simulate.dsp import write_dsp_dataset
-        except ImportError:
-            print("skipping DSP: preflm.simulate.dsp is not available")
-            return None
-        return drop_identical_pairs(write_dsp_dataset(DSP_SOURCE, workdir / "dsp.jsonl", seed=0))
-    raise ValueError(f"unknown dataset {name!r}: use attributes or dsp")
-
-
-def drop_identical_pairs(path: Path) -> Path:
-    """Remove answers comparing a text with itself (DSP has a few queries whose sources gave the same text)."""
-    import pandas as pd
-
-    frame = pd.read_json(path, lines=True)
-    same = frame["response_a"] == frame["response_b"]
-    if same.any():
-        print(f"{path.name}: dropping {int(same.sum())} of {len(frame)} answers that compare identical texts")
-        frame[~same].to_json(path, orient="records", lines=True, force_ascii=False)
-    return path
 
 
 def _cell(entry: dict) -> str:
@@ -114,7 +84,7 @@ def main() -> None:
     ]
     with tempfile.TemporaryDirectory(prefix="preflm-baselines-") as tmp:
         for dataset in [d.strip() for d in args.datasets.split(",") if d.strip()]:
-            data = prepare_dataset(dataset, Path(tmp))
+            data = prepare(dataset, Path(tmp))
             if data is None:
                 summary += [f"## {dataset}", "", "Skipped: data not available.", ""]
                 continue

@@ -27,11 +27,10 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from unseen_prompts import BUDGETS, parse_variant, prepare  # noqa: E402
+from unseen_prompts import BUDGETS, parse_variant, pref_vs_per_user, prepare  # noqa: E402
 
-from preflm.baselines.per_user import PerUserMethod  # noqa: E402
 from preflm.data import AnswerMatrix, load_preferences, split_answers  # noqa: E402
-from preflm.eval.harness import HarnessConfig, PReFMethod, evaluate_methods, paired_difference  # noqa: E402
+from preflm.eval.harness import HarnessConfig  # noqa: E402
 from preflm.factorize import FactorizeConfig  # noqa: E402
 from preflm.factorize.encoder import EncoderTuneConfig, tune_encoder  # noqa: E402
 from preflm.factorize.pipeline import featurize_items  # noqa: E402
@@ -40,10 +39,7 @@ from preflm.featurize import EncoderLayersFeaturizer, featurizer_from_name  # no
 
 def evaluate(features, split, seeds):
     harness = HarnessConfig(budgets=BUDGETS, strategies=("active", "random"), seeds=seeds)
-    results = evaluate_methods(features, split, [PReFMethod("pref", FactorizeConfig()), PerUserMethod()], harness, progress=False)
-    results["paired"] = {f"pref_active-per_user@{b}": paired_difference(results, ("pref", "active"), ("per_user", "random"), b)
-                         for b in BUDGETS}
-    results["paired"]["pref_active-pref_random@10"] = paired_difference(results, ("pref", "active"), ("pref", "random"), 10)
+    results = pref_vs_per_user(features, split, FactorizeConfig(), harness)
     return {"methods": results["methods"], "paired": results["paired"]}
 
 

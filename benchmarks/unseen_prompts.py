@@ -35,10 +35,17 @@ from pathlib import Path  # noqa: E402
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
-from preflm.baselines.per_user import PerUserMethod  # noqa: E402
+from preflm.baselines import per_user_method  # noqa: E402
 from preflm.data import AnswerMatrix, load_preferences, split_answers  # noqa: E402
 from preflm.data.split import prompt_holdout_mask  # noqa: E402
-from preflm.eval.harness import HarnessConfig, KnownPhiMethod, PReFMethod, evaluate_methods, paired_difference  # noqa: E402
+from preflm.eval.harness import (  # noqa: E402
+    HarnessConfig,
+    evaluate_methods,
+    known_phi_method,
+    paired_difference,
+    pref_method,
+    summarize,
+)
 from preflm.factorize import FactorizeConfig, RewardFactorization  # noqa: E402
 from preflm.factorize.pipeline import featurize_items  # noqa: E402
 from preflm.featurize import CachedFeaturizer, featurizer_from_name  # noqa: E402
@@ -48,6 +55,18 @@ DSP_SOURCE = Path(
     os.environ.get("PREFLM_DSP", ROOT.parent / "shared" / "data" / "dsp" / "domain_specific_preference.part1.json")
 )
 BUDGETS = [5, 10, 20, 40]
+
+
+def pref_vs_per_user(features, split, config: FactorizeConfig, harness: HarnessConfig) -> dict:
+    """PReF (active and random questions) and the per-user baseline, with paired per-user differences."""
+    table, info = evaluate_methods(features, split, [pref_method("pref", config), per_user_method()], harness, progress=False)
+    results = summarize(table, info)
+    results["paired"] = {
+        f"pref_active-per_user@{b}": paired_difference(table, ("pref", "active"), ("per_user", "random"), b)
+        for b in harness.budgets
+    }
+    results["paired"]["pref_active-pref_random@10"] = paired_difference(table, ("pref", "active"), ("pref", "random"), 10)
+    return results
 
 
 def prepare(name: str, workdir: Path) -> Path | None:
@@ -95,8 +114,8 @@ def run_dataset(path: Path, featurizers: list[str], variants: list[str], seeds: 
     harness = HarnessConfig(budgets=BUDGETS, strategies=("active", "random"), seeds=seeds)
     out: dict = {"dataset": path.name, "n_items": int(matrix.n_items), "runs": {}}
     if matrix.item_true_features is not None:
-        bound = evaluate_methods(np.zeros((matrix.n_items, 1)), split, [KnownPhiMethod(matrix.item_true_features)],
-                                 harness, progress=False)
+        bound = summarize(*evaluate_methods(np.zeros((matrix.n_items, 1)), split,
+                                            [known_phi_method(matrix.item_true_features)], harness, progress=False))
         out["known_phi"] = bound["methods"]["known_phi"]
         out["oracle"] = bound.get("oracle")
         out.update({k: bound[k] for k in ("n_seen_users", "n_new_users", "n_train_answers", "mean_pool_size", "mean_test_size")})
@@ -109,17 +128,10 @@ def run_dataset(path: Path, featurizers: list[str], variants: list[str], seeds: 
             label, overrides = parse_variant(variant)
             config = FactorizeConfig(**overrides)
             started = time.perf_counter()
-            results = evaluate_methods(features, split, [PReFMethod("pref", config), PerUserMethod()], harness, progress=False)
+            results = pref_vs_per_user(features, split, config, harness)
             validation = prompt_validation(features, split.train, config, seeds)
             key = f"{name} | {label}"
             results["methods"]["pref"]["prompt_validation_accuracy"] = validation
-            results["paired"] = {
-                f"pref_active-per_user@{b}": paired_difference(results, ("pref", "active"), ("per_user", "random"), b)
-                for b in BUDGETS
-            }
-            results["paired"]["pref_active-pref_random@10"] = paired_difference(
-                results, ("pref", "active"), ("pref", "random"), 10
-            )
             out["runs"][key] = {
                 "featurizer": name,
                 "featurizer_spec": featurizer.spec(),

@@ -21,7 +21,7 @@ from preflm.data.convert.common import (
     clean_id,
     clean_text,
     finalize,
-    read_source,
+    open_source,
     render_messages,
     require_fields,
 )
@@ -37,10 +37,7 @@ def convert_arena(
     language: str | None = None,
 ) -> tuple[pd.DataFrame, ConversionSummary]:
     """One answer per battle. ``language`` (e.g. ``English``) keeps only battles in that language."""
-    config = config or ConvertConfig()
-    summary = ConversionSummary("arena", str(source))
-    rows = read_source(source, None, (), config.max_rows)
-    summary.rows_read = len(rows)
+    config, summary, rows = open_source("arena", source, config)
     frame = arena_answers(rows, summary, multi_turn=multi_turn, language=language)
     return finalize(frame, summary, config), summary
 

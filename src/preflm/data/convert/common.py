@@ -344,6 +344,17 @@ def require_fields(rows: list[dict], source: str, fields: tuple[str, ...], datas
         )
 
 
+def open_source(
+    dataset: str, source, config: ConvertConfig | None, folder: str | None = None, files: tuple[str, ...] = ()
+) -> tuple[ConvertConfig, ConversionSummary, list[dict]]:
+    """The start of every converter: its config (defaults if none), a fresh summary and the source's rows."""
+    config = config or ConvertConfig()
+    summary = ConversionSummary(dataset, str(source))
+    rows = read_source(source, folder, files, config.max_rows)
+    summary.rows_read = len(rows)
+    return config, summary, rows
+
+
 def finalize(
     answers: pd.DataFrame,
     summary: ConversionSummary,

@@ -21,7 +21,7 @@ from preflm.data.convert.common import (
     clean_id,
     clean_text,
     finalize,
-    read_source,
+    open_source,
     require_fields,
 )
 
@@ -42,10 +42,7 @@ def convert_multipref(
         raise ValueError(f"annotators must be 'all', 'normal' or 'expert', got {annotators!r}")
     if aspect not in ASPECTS:
         raise ValueError(f"aspect must be one of {ASPECTS}, got {aspect!r}")
-    config = config or ConvertConfig()
-    summary = ConversionSummary("multipref", str(source))
-    rows = read_source(source, None, (), config.max_rows)
-    summary.rows_read = len(rows)
+    config, summary, rows = open_source("multipref", source, config)
     frame = multipref_answers(rows, summary, annotators=annotators, aspect=aspect)
     return finalize(frame, summary, config), summary
 

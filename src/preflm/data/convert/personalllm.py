@@ -27,7 +27,7 @@ from preflm.data.convert.common import (
     as_float,
     clean_text,
     finalize,
-    read_source,
+    open_source,
 )
 from preflm.data.records import DataError
 
@@ -67,10 +67,7 @@ def convert_personalllm(
     """
     if users < 2 or alpha <= 0 or answers_per_user < 1 or new_user_answers < 2 or temperature < 0:
         raise ValueError("need users >= 2, alpha > 0, answers_per_user >= 1, new_user_answers >= 2, temperature >= 0")
-    config = config or ConvertConfig()
-    summary = ConversionSummary("personalllm", str(source))
-    rows = read_source(source, None, (), config.max_rows)
-    summary.rows_read = len(rows)
+    config, summary, rows = open_source("personalllm", source, config)
     names = _reward_models(rows, str(source), reward_models)
     prompts, texts, scores = _table(rows, names, summary)
     if standardize:

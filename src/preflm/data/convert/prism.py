@@ -27,7 +27,7 @@ from preflm.data.convert.common import (
     clean_id,
     clean_text,
     finalize,
-    read_source,
+    open_source,
     render_messages,
 )
 from preflm.data.records import DataError
@@ -50,10 +50,7 @@ def convert_prism(
     """
     if turns not in ("all", "first"):
         raise ValueError(f"turns must be 'all' or 'first', got {turns!r}")
-    config = config or ConvertConfig()
-    summary = ConversionSummary("prism", str(source))
-    rows = read_source(source, "conversations", ("conversations.jsonl", "utterances.jsonl"), config.max_rows)
-    summary.rows_read = len(rows)
+    config, summary, rows = open_source("prism", source, config, "conversations", ("conversations.jsonl", "utterances.jsonl"))
     frame = prism_answers(rows, summary, history=history, turns=turns, tie_margin=tie_margin)
     return finalize(frame, summary, config), summary
 

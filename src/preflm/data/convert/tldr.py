@@ -28,7 +28,7 @@ from preflm.data.convert.common import (
     clean_id,
     clean_text,
     finalize,
-    read_source,
+    open_source,
     require_fields,
 )
 
@@ -48,11 +48,10 @@ def convert_tldr(
     """
     if workers not in ("all", "pal"):
         raise ValueError(f"workers must be 'all' or 'pal', got {workers!r}")
-    config = config or ConvertConfig()
-    summary = ConversionSummary("tldr", str(source))
     folder = Path(source) / "comparisons" if not str(source).startswith("hf:") else None
-    rows = read_source(folder if folder is not None and folder.is_dir() else source, "comparisons", (), config.max_rows)
-    summary.rows_read = len(rows)
+    root = folder if folder is not None and folder.is_dir() else source
+    config, summary, rows = open_source("tldr", root, config, "comparisons")
+    summary.source = str(source)
     frame = tldr_answers(rows, summary)
     if workers == "all":
         return finalize(frame, summary, config), summary
