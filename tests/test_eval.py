@@ -99,3 +99,12 @@ def test_dsp_converter(tmp_path):
     decided = frame[frame["preference"] != 0.5]
     agree = (decided["true_reward_a"] > decided["true_reward_b"]) == (decided["preference"] == 1.0)
     assert agree.mean() > 0.8
+
+
+def test_report_without_ten_answers_or_active_questions(small_world, tmp_path):
+    result = runner.invoke(app, ["evaluate", str(small_world), "--featurizer", "stats", "--output", str(tmp_path / "r.json"),
+                                 "--report-dir", str(tmp_path / "report"), "--budgets", "1,5", "--seeds", "1",
+                                 "--n-factors", "2", "--max-steps", "50", "--selectors", "random", "--j-sweep", "2"])
+    assert result.exit_code == 0, result.output
+    text = (tmp_path / "report" / "report.md").read_text()
+    assert "acc@5" in text and "Ablations" not in text

@@ -124,3 +124,18 @@ def test_active_beats_random_at_ten_answers():
             accuracy[strategy] = np.mean([np.nanmean(score_weights(w, test, z)[0]) for w in runs])
         gains.append(accuracy["active"] - accuracy["random"])
     assert np.mean(gains) > 0.01
+
+
+def test_an_answer_whose_refit_fails_is_neither_kept_nor_journaled(tmp_path, monkeypatch):
+    import preflm.onboard.session as session_module
+
+    session = OnboardingSession(np.eye(3), np.zeros(3), np.eye(3), user_id="ann")
+    session.attach_journal(tmp_path / "ann.answers.jsonl")
+    session.record(0, "a")
+    monkeypatch.setattr(session_module, "fit_user_weights", lambda *a, **k: (np.full(3, np.nan), np.eye(3)))
+    with pytest.raises(ValueError, match="NaN"):
+        session.record(1, "b")
+    monkeypatch.undo()
+    assert session.asked == [0]
+    resumed = OnboardingSession(np.eye(3), np.zeros(3), np.eye(3), user_id="ann")
+    assert resumed.attach_journal(tmp_path / "ann.answers.jsonl") == 1 and resumed.asked == [0]

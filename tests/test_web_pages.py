@@ -137,3 +137,31 @@ def test_the_admin_page_creates_a_study_with_working_links(client):
     assert client.get("/study").status_code == 401  # signed out: the session is gone
     client.post("/admin", data={"admin_key": ADMIN_KEY})
     assert client.post("/admin/studies", data={"prompts": " \n", "participants": "1"}).status_code == 400
+
+
+def test_onboarding_form_takes_only_the_shown_question_and_nothing_after_the_stop(client):
+    engine = client.app.state.engine
+    user_id, token = invites.create_invite(engine, "steerer")
+    assert client.post(f"/invite/{token}").status_code == 200
+    shown = int(re.search(r'name="question_id" value="(\d+)"', client.get("/onboard").text).group(1))
+    other = (shown + 1) % 5
+    client.post("/onboard", data={"question_id": str(other), "preference": "a"})  # not the question on the page
+    assert store.count_answers(engine) == 0
+    for _ in range(3):
+        page = client.get("/onboard").text
+        found = re.search(r'name="question_id" value="(\d+)"', page)
+        client.post("/onboard", data={"question_id": found.group(1), "preference": "a"})
+    assert store.count_answers(engine) == 3  # the server's budget
+    client.post("/onboard", data={"question_id": str(other), "preference": "b"})
+    assert store.count_answers(engine) == 3
+
+
+def test_studies_refuse_unbounded_settings_and_bad_ids(client):
+    engine = client.app.state.engine
+    with pytest.raises(store.StoreError, match="num_candidates"):
+        study.create_study(engine, ["a prompt"], 100_000, 2, 1)
+    with pytest.raises(store.StoreError, match="characters"):
+        study.create_study(engine, ["x" * 9000], 4, 2, 1)
+    _, links = study.create_study(engine, ["a prompt"], 4, 1, 1)
+    client.post(f"/invite/{links[0][1]}")
+    assert client.post("/study", data={"judgment_id": str(10**20), "choice": "tie"}).status_code == 422

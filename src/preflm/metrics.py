@@ -13,6 +13,8 @@ from scipy import stats
 def pairwise_accuracy(scores: np.ndarray, labels: np.ndarray, mask: np.ndarray | None = None) -> np.ndarray:
     """Per-row share of decided answers (label != 0.5) whose sign the score predicts; NaN if none.
 
+    A score of exactly 0 counts as predicting the second response (as ``score > 0`` decides a choice).
+
     Pass flat arrays for one pooled figure (a 0-d array; ``float()`` it).
     """
     scores, labels = np.asarray(scores), np.asarray(labels)

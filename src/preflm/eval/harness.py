@@ -94,7 +94,11 @@ class LinearUsers:
 
 
 def pref_method(name: str = "pref", config: FactorizeConfig | None = None) -> FewShotMethod:
-    """Reward factorization: learned base rewards, lambda by MAP Newton, questions by any selector."""
+    """Reward factorization: learned base rewards, lambda by MAP Newton, questions by any selector.
+
+    Each harness seed trains with ``seed`` = that seed index (the config's own seed is replaced), so
+    every method sees the same seeds.
+    """
     config = config or FactorizeConfig()
 
     def fit(features, split, seed):

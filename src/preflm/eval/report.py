@@ -136,7 +136,10 @@ def write_report(results: dict, directory: str | Path, title: str, command: str,
         lines += [f"- {name}: {value:.3f}" for name, value in validation.items()]
         lines.append("")
 
-    ablation = [n for n in ("pref", "pref_no_svd_init", "pref_no_l2") if n in results["methods"]]
+    ablation = [
+        n for n in ("pref", "pref_no_svd_init", "pref_no_l2")
+        if "10" in results["methods"].get(n, {}).get("strategies", {}).get("active", {})
+    ]
     if len(ablation) > 1:
         entries = [results["methods"][n]["strategies"]["active"]["10"] for n in ablation]
         plot = plot_bars(
@@ -147,16 +150,17 @@ def write_report(results: dict, directory: str | Path, title: str, command: str,
 
     if "j_sweep" in results:
         sweep = results["j_sweep"]
-        lines += ["## Number of base rewards J (active questions)", "", "| J | acc@10 | AUC@10 | acc@40 | AUC@40 |",
-                  "|---|---|---|---|---|"]
+        budgets = list(next(iter(sweep.values())))
+        header = " | ".join(f"acc@{b} | AUC@{b}" for b in budgets)
+        lines += ["## Number of base rewards J (active questions)", "", f"| J | {header} |",
+                  "|---|" + "---|---|" * len(budgets)]
         for J, per_budget in sweep.items():
-            lines.append(
-                f"| {J} | {_fmt(per_budget['10']['accuracy'])} | {_fmt(per_budget['10']['auc'])} | "
-                f"{_fmt(per_budget['40']['accuracy'])} | {_fmt(per_budget['40']['auc'])} |"
-            )
+            cells = " | ".join(f"{_fmt(per_budget[b]['accuracy'])} | {_fmt(per_budget[b]['auc'])}" for b in budgets)
+            lines.append(f"| {J} | {cells} |")
+        first = budgets[0]
         plot = plot_bars(
-            [f"J={J}" for J in sweep], [sweep[J]["10"]["auc"]["mean"] for J in sweep],
-            [_half_width(sweep[J]["10"]["auc"]) for J in sweep], "AUC after 10 active answers by J",
+            [f"J={J}" for J in sweep], [sweep[J][first]["auc"]["mean"] for J in sweep],
+            [_half_width(sweep[J][first]["auc"]) for J in sweep], f"AUC after {first} active answers by J",
             directory / "j_sweep.png",
         )
         lines += ["", f"![J sweep]({plot.name})", ""]

@@ -58,7 +58,9 @@ def run_evaluation(
     table, info = evaluate_methods(features, split, chosen, harness_config, progress)
     results = summarize(table, info)
     if j_values:
-        results["j_sweep"] = j_sweep(features, split, config, j_values, progress=progress)
+        largest = max((harness_config or HarnessConfig()).budgets)
+        sweep_budgets = tuple(b for b in (10, 40) if b <= largest) or (largest,)
+        results["j_sweep"] = j_sweep(features, split, config, j_values, sweep_budgets, progress=progress)
     results.update(
         dataset=str(data),
         featurizer=featurizer,

@@ -91,18 +91,17 @@ class OnboardingSession:
         if index in self.asked:
             raise ValueError(f"question {index} was already answered")
         label = parse_preference(preference)
-        self.asked.append(index)
-        self.labels.append(label)
-        if self.journal is not None:
-            self.journal.append(self._answer_entry(len(self.asked) - 1))
         weights, covariance = fit_user_weights(
-            self.z[self.asked], np.asarray(self.labels), self.prior_mean, self.prior_precision, init=self.weights
+            self.z[self.asked + [index]], np.asarray(self.labels + [label]), self.prior_mean, self.prior_precision,
+            init=self.weights,
         )
         if not (np.isfinite(weights).all() and np.isfinite(covariance).all()):
-            self.asked.pop()
-            self.labels.pop()
             raise ValueError(f"refitting after the answer to question {index} gave NaN or inf weights")
+        self.asked.append(index)
+        self.labels.append(label)
         self.weights, self.covariance = weights, covariance
+        if self.journal is not None:
+            self.journal.append(self._answer_entry(len(self.asked) - 1))
 
     def _answer_entry(self, position: int) -> dict:
         """The ``position``-th answer as stored in profiles and journals (with its texts when known)."""
@@ -155,7 +154,7 @@ class OnboardingSession:
         return float(np.mean(np.maximum(p, 1 - p)))
 
     def uncertainty(self) -> float:
-        """Posterior standard deviation of the weights, summed over factors (shrinks as answers come in)."""
+        """Square root of the total posterior variance of the weights, sqrt(trace(cov)) (shrinks as answers come in)."""
         return float(np.sqrt(np.trace(self.covariance)))
 
     def profile(self) -> UserProfile:

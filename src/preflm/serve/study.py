@@ -78,13 +78,21 @@ def read_prompts(path) -> list[str]:
     return prompts
 
 
+MAX_CANDIDATES = 32
+MAX_PROMPT_CHARS = 8000
+
+
 def create_study(engine: Engine, prompts: list[str], num_candidates: int, budget: int, participants: int,
                  expires_hours: float = 24 * 14) -> tuple[str, list[tuple[str, str]]]:
     """(study id, [(participant user id, invite token)]): one new user and one invite per participant."""
     from preflm.serve.invites import create_invite
 
-    if num_candidates < 2 or budget < 1 or participants < 1 or not prompts:
-        raise store.StoreError("a study needs prompts, num_candidates >= 2, budget >= 1 and participants >= 1")
+    if not 2 <= num_candidates <= MAX_CANDIDATES or budget < 1 or participants < 1 or not prompts:
+        raise store.StoreError(
+            f"a study needs prompts, 2 <= num_candidates <= {MAX_CANDIDATES}, budget >= 1 and participants >= 1"
+        )
+    if max(len(p) for p in prompts) > MAX_PROMPT_CHARS:
+        raise store.StoreError(f"study prompts are limited to {MAX_PROMPT_CHARS} characters each")
     study_id = uuid.uuid4().hex[:12]
     with write_transaction(engine) as conn:
         conn.execute(insert(models.studies).values(id=study_id, prompts=json.dumps(prompts),

@@ -120,11 +120,17 @@ def onboard_page(request: Request):
 
 
 @router.post("/onboard")
-def onboard_answer(request: Request, question_id: int = Form(...), preference: str = Form(...)):
+def onboard_answer(
+    request: Request, question_id: int = Form(..., ge=0, le=2**31 - 1), preference: str = Form(..., max_length=8)
+):
     same_origin(request)
     session = current(request)
     if preference not in PREFERENCE_LABELS:
         raise PageError(400, "Unknown answer", f"preference must be a, b or tie, not {preference!r}")
+    svc, budget = service(request), budget_of(request, session)
+    profile, answered = store.load_profile(engine(request), svc, session.user_id, with_answers=True)
+    if question_id != svc.next_question(profile, answered, budget):
+        return see_other("/onboard")  # only the question the page shows is answered, and none after the stop
     try:
         store.record_answer(engine(request), service(request), session.user_id, question_id, PREFERENCE_LABELS[preference],
                             f"web-{question_id}", settings(request).max_answers, budget_of(request, session))
@@ -179,7 +185,12 @@ def study_page(request: Request):
 
 
 @router.post("/study")
-def judge(request: Request, judgment_id: int = Form(...), choice: str = Form(...), comment: str = Form("", max_length=2000)):
+def judge(
+    request: Request,
+    judgment_id: int = Form(..., ge=1, le=2**31 - 1),
+    choice: str = Form(..., max_length=16),
+    comment: str = Form("", max_length=2000),
+):
     same_origin(request)
     session = current(request)
     if session.study_id is None:
@@ -212,8 +223,9 @@ def admin_login(request: Request, admin_key: str = Form(..., max_length=500)):
 
 
 @router.post("/admin/studies", response_class=HTMLResponse)
-def create_study(request: Request, prompts: str = Form(..., max_length=200_000), num_candidates: int = Form(4),
-                 budget: int = Form(10), participants: int = Form(..., ge=1, le=1000)):
+def create_study(request: Request, prompts: str = Form(..., max_length=200_000),
+                 num_candidates: int = Form(4, ge=2, le=study.MAX_CANDIDATES), budget: int = Form(10, ge=1, le=200),
+                 participants: int = Form(..., ge=1, le=1000)):
     """Create a study from the admin page; the participant links are shown once, here."""
     same_origin(request)
     current(request, admin=True)
