@@ -312,3 +312,30 @@ def test_evaluate_refuses_budgets_beyond_the_pool(tiny_world, tmp_path):
     result = runner.invoke(app, ["evaluate", str(tiny_world), "--featurizer", "stats", "--budgets", "5,100",
                                  "--seeds", "1", "--n-factors", "2", "--max-steps", "50", "--output", str(tmp_path / "r.json")])
     assert result.exit_code == 2 and "no new user has more than" in result.output
+
+
+def test_config_of_a_saved_model_feeds_evaluate_and_user_columns_never_clash(tmp_path):
+    data = tmp_path / "answers.jsonl"
+    make_dataset(data)
+    model_dir = train_small(tmp_path, data)
+    result = runner.invoke(app, ["evaluate", str(data), "--config", str(model_dir / "config.json"), "--featurizer",
+                                 "stats", "--budgets", "2", "--seeds", "1", "--output", str(tmp_path / "e.json")])
+    assert "unknown setting" not in result.output
+    clash = tmp_path / "clash.jsonl"
+    rows = [json.loads(line) | {"annotator": "x"} for line in data.read_text().splitlines()]
+    clash.write_text("\n".join(json.dumps(r) for r in rows) + "\n")
+    result = runner.invoke(app, ["train", str(clash), "--user-column", "annotator", "--output-dir", str(tmp_path / "m2"),
+                                 "--featurizer", "stats"])
+    assert result.exit_code == 2 and "both 'annotator'" in result.output
+
+
+def test_onboard_refuses_answers_of_someone_else(tmp_path):
+    data = tmp_path / "answers.jsonl"
+    rows = make_dataset(data)
+    model_dir = train_small(tmp_path, data)
+    bob = tmp_path / "bob.jsonl"
+    bob.write_text("\n".join(json.dumps(r | {"user_id": "bob"}) for r in rows[:10]) + "\n")
+    result = runner.invoke(app, ["onboard", "--reward-model", str(model_dir), "--user-id", "alice", "--answers", str(bob),
+                                 "--profiles-dir", str(tmp_path / "p")])
+    assert result.exit_code == 2 and "not of 'alice'" in result.output
+    assert not (tmp_path / "p" / "alice.json").exists()

@@ -167,6 +167,8 @@ class PReF:
         source = str(answers) if isinstance(answers, (str, Path)) else "<answers>"
         given = _frame(answers, source, default_user=user_id or (resume.user_id if resume else "new-user"))
         users = given["user_id"].unique()
+        if user_id is not None and len(users) == 1 and users[0] != user_id:
+            raise ValueError(f"{source} holds answers of {users[0]!r}, not of {user_id!r}")
         if user_id is not None and len(users) > 1:
             if user_id not in users:
                 raise ValueError(f"{source} holds answers of {len(users)} users but none of {user_id!r}")

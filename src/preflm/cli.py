@@ -16,7 +16,7 @@ import os
 import re
 import sys
 import typing
-from dataclasses import MISSING, fields
+from dataclasses import MISSING, fields, replace
 from pathlib import Path
 from typing import Optional
 
@@ -216,7 +216,7 @@ def _read_config_file(path: Path, allowed: set[str]) -> dict:
     except (OSError, json.JSONDecodeError) as err:
         raise ValueError(f"{path}: cannot read the settings file ({err})") from None
     if isinstance(values, dict) and isinstance(values.get("config"), dict) and "format_version" in values:
-        values = values["config"]
+        values = {k: v for k, v in values["config"].items() if k in allowed}  # a saved model's config.json
     if not isinstance(values, dict):
         raise ValueError(f"{path}: expected a JSON object of settings")
     unknown = sorted(set(values) - allowed)
@@ -284,11 +284,11 @@ def train(
         _fail(str(err))
     console.print(f"{matrix.n_answers} answers from {matrix.n_users} users on {matrix.n_pairs} pairs")
     if backbone != "none":
-        from preflm.factorize import BackboneConfig, FactorizeConfig, train_backbone
+        from preflm.factorize import BackboneConfig, train_backbone
 
         backbone_config = BackboneConfig(
             model=model_name_or_path, mode=backbone,
-            factorize=FactorizeConfig(n_factors=config.n_factors, head="linear", l2=config.l2, seed=config.seed),
+            factorize=replace(config, head="linear", svd_init=True),
             output_dir=str(output_dir), time_budget_minutes=minutes,
         )
         model = train_backbone(matrix, backbone_config, progress=_progress())
@@ -756,7 +756,9 @@ def generate(
             extra = {"blocks": guided.steps, "tokens_generated": guided.tokens_generated,
                      "reward": float(guided.rewards[0, 0])}
         else:
-            probes = CandidateSet.generate(llm, [prompt], num_candidates, config, DEFAULT_STYLES)
+            if style_list is None:
+                raise ValueError("--method prompting probes the user's taste with styled candidates: drop --no-styles")
+            probes = CandidateSet.generate(llm, [prompt], num_candidates, config, style_list)
             prompted = prompting_baseline(llm, model, user, [prompt], config.replace(temperature=0.0), probes)
             answer = prompted.texts[0][0]
             scores = probes.rewards(model, user)[0, 0]

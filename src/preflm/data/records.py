@@ -126,6 +126,9 @@ def normalize_frame(
     """
     frame = frame.reset_index(drop=True).copy()
     if user_column != "user_id" and user_column in frame.columns:
+        if "user_id" in frame.columns:
+            raise DataError(source, f"both {user_column!r} (the user column asked for) and 'user_id' are present: "
+                            "drop or rename one", None, "user_id")
         frame = frame.rename(columns={user_column: "user_id"})
     if "user_id" not in frame.columns and default_user is not None:
         frame["user_id"] = default_user

@@ -45,8 +45,8 @@ def convert_prism(
 ) -> tuple[pd.DataFrame, ConversionSummary]:
     """Pairwise answers per PRISM user from the within-turn scores.
 
-    ``turns``: ``all`` or ``first`` (opening turns only: four different models). Scores closer than
-    ``tie_margin`` are a tie (0: only equal scores).
+    ``turns``: ``all`` or ``first`` (opening turns only: four different models). Scores within
+    ``tie_margin`` of each other (difference <= tie_margin) are a tie (0: only equal scores).
     """
     if turns not in ("all", "first"):
         raise ValueError(f"turns must be 'all' or 'first', got {turns!r}")
