@@ -178,3 +178,17 @@ class ServerProcess:
         if self.process is not None and self.process.poll() is None:
             os.kill(self.process.pid, signal.SIGKILL)
             self.process.wait(timeout=10)
+
+
+@pytest.fixture(scope="module")
+def serve_model(tmp_path_factory) -> tuple[Path, Path]:
+    """A tiny trained model and its question file, once per test module."""
+    return tiny_model(tmp_path_factory.mktemp("serve-model"))
+
+
+@pytest.fixture(scope="module")
+def fake_llm():
+    """A fake OpenAI-compatible server on 127.0.0.1, once per test module."""
+    server = FakeOpenAI()
+    yield server
+    server.close()

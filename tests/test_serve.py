@@ -11,24 +11,13 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 import pytest
 from fastapi.testclient import TestClient
-from serve_helpers import ADMIN_KEY, FakeOpenAI, backends, bearer, closed_port, database_url, tiny_model
+from serve_helpers import ADMIN_KEY, backends, bearer, closed_port, database_url
 from typer.testing import CliRunner
 
 from preflm.factorize import RewardFactorization
 from preflm.serve import ServeSettings, create_app, model_id, store
 from preflm.serve.core import FeatureBatcher
 
-
-@pytest.fixture(scope="module")
-def tiny(tmp_path_factory):
-    return tiny_model(tmp_path_factory.mktemp("serve-model"))
-
-
-@pytest.fixture(scope="module")
-def fake_llm():
-    server = FakeOpenAI()
-    yield server
-    server.close()
 
 
 @pytest.fixture(params=backends())
@@ -37,8 +26,8 @@ def db_url(request, tmp_path):
         yield url
 
 
-def settings_for(tiny, db_url, **overrides) -> ServeSettings:
-    model_dir, questions = tiny
+def settings_for(serve_model, db_url, **overrides) -> ServeSettings:
+    model_dir, questions = serve_model
     values = dict(model_dir=str(model_dir), questions=str(questions), db_url=db_url, admin_key=ADMIN_KEY, budget=4,
                   target_confidence=0.99, max_body_bytes=8192)
     return ServeSettings(**{**values, **overrides})
@@ -66,8 +55,8 @@ class Api:
 
 
 @pytest.fixture
-def api(tiny, db_url, fake_llm):
-    with TestClient(create_app(settings_for(tiny, db_url, generator=fake_llm.spec))) as client:
+def api(serve_model, db_url, fake_llm):
+    with TestClient(create_app(settings_for(serve_model, db_url, generator=fake_llm.spec))) as client:
         yield Api(client)
 
 
@@ -106,8 +95,8 @@ def test_the_first_question_is_the_bandit_rules_pick_under_the_prior(api):
     assert api.next(user_id, key).json()["question_id"] == int(np.argmax(scores))
 
 
-def test_confident_profile_stops_before_the_budget(tiny, db_url):
-    with TestClient(create_app(settings_for(tiny, db_url, budget=30, target_confidence=0.2))) as client:
+def test_confident_profile_stops_before_the_budget(serve_model, db_url):
+    with TestClient(create_app(settings_for(serve_model, db_url, budget=30, target_confidence=0.2))) as client:
         api = Api(client)
         user_id, key = api.user()
         for _ in range(30):
@@ -194,8 +183,8 @@ def test_score_errors(api):
     assert too_big.status_code == 413 and "8192 bytes" in too_big.json()["detail"]
 
 
-def test_text_limits_answer_422(tiny, db_url):
-    with TestClient(create_app(settings_for(tiny, db_url, max_body_bytes=1 << 20))) as client:
+def test_text_limits_answer_422(serve_model, db_url):
+    with TestClient(create_app(settings_for(serve_model, db_url, max_body_bytes=1 << 20))) as client:
         api = Api(client)
         user_id, key = api.user()
         reply = client.post("/v1/score", json={"prompt": "p", "responses": ["x" * 32_001]}, headers=bearer(key))
@@ -237,14 +226,14 @@ def test_chat_completions_returns_the_users_best_candidate(api, fake_llm):
     assert api.client.post("/v1/chat/completions", json={**body, "user": None}, headers=bearer(ADMIN_KEY)).status_code == 400
 
 
-def test_chat_generator_down_or_missing(tiny, db_url):
+def test_chat_generator_down_or_missing(serve_model, db_url):
     spec = f"openai:http://127.0.0.1:{closed_port()}/v1#gone"
-    with TestClient(create_app(settings_for(tiny, db_url, generator=spec, generator_timeout_s=2))) as client:
+    with TestClient(create_app(settings_for(serve_model, db_url, generator=spec, generator_timeout_s=2))) as client:
         api = Api(client)
         user_id, key = api.user()
         reply = client.post("/v1/chat/completions", json={"messages": [{"role": "user", "content": "hi"}]}, headers=bearer(key))
         assert reply.status_code == 502 and spec.split("#")[0][len("openai:"):] in reply.json()["detail"]
-    with TestClient(create_app(settings_for(tiny, db_url))) as client:
+    with TestClient(create_app(settings_for(serve_model, db_url))) as client:
         key = Api(client).user()[1]
         reply = client.post("/v1/chat/completions", json={"messages": [{"role": "user", "content": "hi"}]}, headers=bearer(key))
         assert reply.status_code == 503 and "--model-name-or-path" in reply.json()["detail"]
@@ -336,14 +325,14 @@ def test_authorization_matrix(api):
     assert client.post("/v1/users", headers={"Authorization": "Basic abc"}).status_code == 401
 
 
-def test_users_cli_shares_the_database(tiny, db_url):
+def test_users_cli_shares_the_database(serve_model, db_url):
     from preflm.cli import app as cli
 
     runner = CliRunner()
     created = runner.invoke(cli, ["users", "create", "--db", db_url, "--user-id", "dave"])
     assert created.exit_code == 0, created.output
     key = next(line.split()[-1] for line in created.output.splitlines() if line.startswith("api_key:"))
-    with TestClient(create_app(settings_for(tiny, db_url))) as client:
+    with TestClient(create_app(settings_for(serve_model, db_url))) as client:
         Api(client).answer("dave", key, 2)
         assert client.get("/v1/users/dave/profile", headers=bearer(key)).json()["answers"] == 1
     listed = runner.invoke(cli, ["users", "list", "--db", db_url])
@@ -354,26 +343,26 @@ def test_users_cli_shares_the_database(tiny, db_url):
     assert gone.exit_code == 2 and "no user 'dave'" in gone.output
 
 
-def test_another_question_set_is_refused_once_answers_exist(tiny, db_url, tmp_path):
+def test_another_question_set_is_refused_once_answers_exist(serve_model, db_url, tmp_path):
     import pandas as pd
 
-    with TestClient(create_app(settings_for(tiny, db_url))) as client:
+    with TestClient(create_app(settings_for(serve_model, db_url))) as client:
         api = Api(client)
         user_id, key = api.user()
         api.answer(user_id, key, 0)
     shuffled = tmp_path / "other.csv"
-    pd.read_csv(tiny[1]).iloc[::-1].to_csv(shuffled, index=False)
+    pd.read_csv(serve_model[1]).iloc[::-1].to_csv(shuffled, index=False)
     with pytest.raises(ValueError, match="another question set"):
-        create_app(settings_for(tiny, db_url, questions=str(shuffled)))
+        create_app(settings_for(serve_model, db_url, questions=str(shuffled)))
 
 
-def test_model_id_is_a_content_hash(tiny, tmp_path):
+def test_model_id_is_a_content_hash(serve_model, tmp_path):
     import shutil
 
-    copy = shutil.copytree(tiny[0], tmp_path / "copy")
-    assert model_id(copy) == model_id(tiny[0]) and len(model_id(copy)) == 16
+    copy = shutil.copytree(serve_model[0], tmp_path / "copy")
+    assert model_id(copy) == model_id(serve_model[0]) and len(model_id(copy)) == 16
     (copy / "config.json").write_text((copy / "config.json").read_text() + " ")
-    assert model_id(copy) != model_id(tiny[0])
+    assert model_id(copy) != model_id(serve_model[0])
     with pytest.raises(FileNotFoundError, match="model.safetensors"):
         model_id(tmp_path)
 
@@ -414,14 +403,14 @@ def test_feature_batcher_passes_errors_to_every_caller():
     batcher.close()
 
 
-def test_serve_command_explains_what_is_missing(tiny, tmp_path):
+def test_serve_command_explains_what_is_missing(serve_model, tmp_path):
     from preflm.cli import app as cli
 
     runner = CliRunner()
-    no_questions = runner.invoke(cli, ["serve", "--reward-model", str(tiny[0])])
+    no_questions = runner.invoke(cli, ["serve", "--reward-model", str(serve_model[0])])
     assert no_questions.exit_code == 2 and "--questions" in no_questions.output
-    no_model = runner.invoke(cli, ["serve", "--reward-model", str(tmp_path / "nothing"), "--questions", str(tiny[1]),
+    no_model = runner.invoke(cli, ["serve", "--reward-model", str(tmp_path / "nothing"), "--questions", str(serve_model[1]),
                                    "--db", f"sqlite:///{tmp_path / 'x.db'}"])
     assert no_model.exit_code == 2 and "model.safetensors" in no_model.output
-    memory = runner.invoke(cli, ["serve", "--reward-model", str(tiny[0]), "--questions", str(tiny[1]), "--db", "sqlite://"])
+    memory = runner.invoke(cli, ["serve", "--reward-model", str(serve_model[0]), "--questions", str(serve_model[1]), "--db", "sqlite://"])
     assert memory.exit_code == 2 and "SQLite file" in memory.output

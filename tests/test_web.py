@@ -21,7 +21,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from serve_helpers import ADMIN_KEY, SOURCE_ROOT, FakeOpenAI, ServerProcess, bearer, tiny_model
+from serve_helpers import ADMIN_KEY, SOURCE_ROOT, ServerProcess, bearer
 from sqlalchemy import create_engine, text
 
 CHROMIUM = Path("/usr/bin/chromium")
@@ -49,17 +49,6 @@ def browser_type_launch_args():
                      "--disable-component-update", "--no-first-run", "--disable-sync"]}
 
 
-@pytest.fixture(scope="module")
-def tiny(tmp_path_factory):
-    return tiny_model(tmp_path_factory.mktemp("web-model"))
-
-
-@pytest.fixture(scope="module")
-def fake_llm():
-    server = FakeOpenAI()
-    yield server
-    server.close()
-
 
 @pytest.fixture
 def shots(tmp_path):
@@ -73,9 +62,9 @@ BUDGET = 6
 
 
 @pytest.fixture(scope="module")
-def served(tiny, fake_llm, tmp_path_factory):
+def served(serve_model, fake_llm, tmp_path_factory):
     """One ``preflm serve`` process for the module (a test may kill and restart it): (server, database URL)."""
-    model_dir, questions = tiny
+    model_dir, questions = serve_model
     folder = tmp_path_factory.mktemp("web-server")
     db_url = f"sqlite:///{folder / 'web.db'}"
     server = ServerProcess(model_dir, questions, db_url, folder / "server.log",

@@ -8,27 +8,16 @@ import re
 
 import pytest
 from fastapi.testclient import TestClient
-from serve_helpers import ADMIN_KEY, FakeOpenAI, backends, database_url, tiny_model
+from serve_helpers import ADMIN_KEY, backends, database_url
 from sqlalchemy import select
 
 from preflm.serve import ServeSettings, create_app, invites, models, store, study
 
 
-@pytest.fixture(scope="module")
-def tiny(tmp_path_factory):
-    return tiny_model(tmp_path_factory.mktemp("web-pages-model"))
-
-
-@pytest.fixture(scope="module")
-def fake_llm():
-    server = FakeOpenAI()
-    yield server
-    server.close()
-
 
 @pytest.fixture(params=backends())
-def client(request, tiny, fake_llm, tmp_path):
-    model_dir, questions = tiny
+def client(request, serve_model, fake_llm, tmp_path):
+    model_dir, questions = serve_model
     with database_url(request.param, tmp_path) as url:
         settings = ServeSettings(model_dir=str(model_dir), questions=str(questions), db_url=url, admin_key=ADMIN_KEY,
                                  generator=fake_llm.spec, budget=3, target_confidence=0.99)
