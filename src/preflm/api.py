@@ -21,6 +21,7 @@ from preflm.factorize import FactorizeConfig, RewardFactorization
 from preflm.featurize import DEFAULT_FEATURIZER
 from preflm.generate.rank import Ranking, best_of_n
 from preflm.onboard import OnboardingSession, UserProfile
+from preflm.onboard.session import posterior_spread
 
 
 
@@ -55,8 +56,7 @@ def remaining_uncertainty(session: OnboardingSession) -> float:
     answer (the model knows only the population), shrinking towards 0 as answers pin the weights down.
     It measures what the model has learnt, not how accurate its predictions are.
     """
-    prior = np.trace(np.linalg.inv(session.prior_precision))
-    return float(np.sqrt(np.trace(session.covariance) / prior))
+    return posterior_spread(session.covariance, session.prior_precision)
 
 
 def _previous_answers(profile: UserProfile) -> pd.DataFrame:

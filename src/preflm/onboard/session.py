@@ -17,6 +17,15 @@ from preflm.onboard.profile import UserProfile
 from preflm.onboard.select import QuestionSelector, get_selector
 
 
+def posterior_spread(covariance: np.ndarray, prior_precision: np.ndarray) -> float:
+    """sqrt(trace(posterior covariance) / trace(prior covariance)) of a user's weights.
+
+    1 before any answer (only the population is known), towards 0 as answers pin the weights down: the
+    share of the population's spread of tastes still unknown for this user (not prediction accuracy).
+    """
+    return float(np.sqrt(np.trace(covariance) / np.trace(np.linalg.inv(prior_precision))))
+
+
 class OnboardingSession:
     """State of one user's onboarding over a pool of candidate questions.
 

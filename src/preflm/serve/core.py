@@ -21,6 +21,7 @@ import pandas as pd
 
 from preflm.factorize import RewardFactorization
 from preflm.onboard import BanditSelector
+from preflm.onboard.session import posterior_spread
 
 PREFERENCE_LABELS = {"a": 1.0, "b": 0.0, "tie": 0.5}
 LABEL_NAMES = {value: name for name, value in PREFERENCE_LABELS.items()}
@@ -153,7 +154,6 @@ class PreferenceService:
         self.budget, self.target_confidence = budget, target_confidence
         self.prior_mean = np.asarray(self.model.prior_mean_, dtype=np.float64)
         self.prior_precision = self.model.prior_precision()
-        self.prior_sd = float(np.sqrt(np.trace(np.linalg.inv(self.prior_precision))))
         n = len(self.questions)
         phi = self._embed(list(self.questions["prompt"]) * 2,
                           list(self.questions["response_a"]) + list(self.questions["response_b"]))
@@ -173,7 +173,7 @@ class PreferenceService:
 
     def confidence(self, covariance: np.ndarray) -> float:
         """1 - posterior sd / prior sd of the weights (trace): 0 before any answer, towards 1 as they come."""
-        return float(np.clip(1.0 - np.sqrt(np.trace(covariance)) / self.prior_sd, 0.0, 1.0))
+        return float(np.clip(1.0 - posterior_spread(covariance, self.prior_precision), 0.0, 1.0))
 
     def fit(self, question_ids: Sequence[int], labels: Sequence[float]) -> Profile:
         """The profile refit from all of a user's answers."""
