@@ -15,7 +15,8 @@ from serve_helpers import ADMIN_KEY, backends, bearer, closed_port, database_url
 from typer.testing import CliRunner
 
 from preflm.factorize import RewardFactorization
-from preflm.serve import ServeSettings, create_app, model_id, store
+from preflm.factorize.model import model_id_of
+from preflm.serve import ServeSettings, create_app, store
 from preflm.serve.core import FeatureBatcher
 
 
@@ -356,15 +357,15 @@ def test_another_question_set_is_refused_once_answers_exist(serve_model, db_url,
         create_app(settings_for(serve_model, db_url, questions=str(shuffled)))
 
 
-def test_model_id_is_a_content_hash(serve_model, tmp_path):
+def test_the_service_uses_the_libraries_model_id(serve_model, db_url, tmp_path):
     import shutil
 
     copy = shutil.copytree(serve_model[0], tmp_path / "copy")
-    assert model_id(copy) == model_id(serve_model[0]) and len(model_id(copy)) == 16
-    (copy / "config.json").write_text((copy / "config.json").read_text() + " ")
-    assert model_id(copy) != model_id(serve_model[0])
-    with pytest.raises(FileNotFoundError, match="model.safetensors"):
-        model_id(tmp_path)
+    assert model_id_of(copy) == model_id_of(serve_model[0]) and len(model_id_of(copy)) == 16
+    with TestClient(create_app(settings_for(serve_model, db_url))) as api:
+        assert api.app.state.service.model_id == model_id_of(serve_model[0])
+    with pytest.raises(FileNotFoundError):
+        model_id_of(tmp_path)
 
 
 def test_feature_batcher_merges_waiting_requests_into_one_call():

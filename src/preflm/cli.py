@@ -891,7 +891,8 @@ def serve(
 
     from preflm.data import DataError, load_questions
     from preflm.serve.store import check_question_set
-    from preflm.serve.core import model_id, question_set_hash
+    from preflm.factorize.model import model_id_of
+    from preflm.serve.core import question_set_hash
     from preflm.serve.db import make_engine, migrate
     from preflm.serve.settings import ADMIN_KEY_ENV, SETTINGS_ENV, ServeSettings, default_db_url
 
@@ -903,7 +904,7 @@ def serve(
             generator=model_name_or_path, budget=budget, target_confidence=target_confidence,
             chat_candidates=num_candidates,
         )
-        model_id(reward_model)
+        model_id_of(reward_model)  # a missing or broken model fails here, before any worker starts
         question_hash = question_set_hash(load_questions(questions))
         engine = make_engine(settings.db_url)
         migrate(engine)

@@ -4,7 +4,6 @@
 The service calls the library (factorize, onboard, generate); nothing in the library imports it.
 """
 
-from preflm.serve.core import model_id
 from preflm.serve.settings import ServeSettings
 
 
@@ -14,4 +13,4 @@ def create_app(settings: ServeSettings):
     return build(settings)
 
 
-__all__ = ["ServeSettings", "create_app", "model_id"]
+__all__ = ["ServeSettings", "create_app"]

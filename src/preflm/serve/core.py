@@ -7,7 +7,6 @@ weights from all their stored answers with the library's MAP Newton. Texts to sc
 
 from __future__ import annotations
 
-import hashlib
 import queue
 import threading
 import time
@@ -21,33 +20,16 @@ import pandas as pd
 
 from preflm.factorize import RewardFactorization
 from preflm.onboard import BanditSelector
+from preflm.onboard.journal import pool_fingerprint
 from preflm.onboard.session import posterior_spread
 
 PREFERENCE_LABELS = {"a": 1.0, "b": 0.0, "tie": 0.5}
 LABEL_NAMES = {value: name for name, value in PREFERENCE_LABELS.items()}
 
 
-def model_id(model_dir: str | Path) -> str:
-    """Content hash of a saved model (``model.safetensors`` + ``config.json``): 16 hex digits."""
-    directory = Path(model_dir)
-    digest = hashlib.sha256()
-    for name in ("model.safetensors", "config.json"):
-        path = directory / name
-        if not path.is_file():
-            raise FileNotFoundError(f"{directory} is not a preflm model: {name} is missing")
-        digest.update(name.encode() + b"\0")
-        with path.open("rb") as handle:
-            for block in iter(lambda: handle.read(1 << 20), b""):
-                digest.update(block)
-    return digest.hexdigest()[:16]
-
-
 def question_set_hash(questions: pd.DataFrame) -> str:
-    digest = hashlib.sha256()
-    for row in questions[["prompt", "response_a", "response_b"]].itertuples(index=False):
-        for text in row:
-            digest.update(str(text).encode() + b"\0")
-    return digest.hexdigest()[:16]
+    """The question pool's fingerprint (as onboarding journals record it): answers' question ids refer to it."""
+    return pool_fingerprint(list(questions["prompt"]), list(questions["response_a"]), list(questions["response_b"]))
 
 
 class FeatureBatcher:
@@ -143,7 +125,7 @@ class PreferenceService:
         from preflm.featurize import build_featurizer
 
         self.model = RewardFactorization.load(model_dir)
-        self.model_id = model_id(model_dir)
+        self.model_id = self.model.model_id
         if self.model.featurizer_spec is None:
             raise ValueError(f"{model_dir}: the model was trained on raw features and cannot embed texts")
         # The plain featurizer, not the library's disk-cached one: served texts are mostly new, and a
