@@ -21,8 +21,11 @@ install: $(STAMP)
 demo: $(STAMP)
 	HF_HUB_OFFLINE=1 $(VENV)/bin/preflm demo
 
+# The service tests also run on PostgreSQL (every project machine has it on 127.0.0.1:5432); elsewhere
+# run `make test PREFLM_TEST_POSTGRES_URL=` to test on SQLite only.
+PREFLM_TEST_POSTGRES_URL ?= postgresql+psycopg://postgres@127.0.0.1:5432/test
 test: $(STAMP)
-	HF_HUB_OFFLINE=1 $(PY) -m pytest -q
+	HF_HUB_OFFLINE=1 PREFLM_TEST_POSTGRES_URL=$(PREFLM_TEST_POSTGRES_URL) $(PY) -m pytest -q -rs
 
 bench: $(STAMP)
 	HF_HUB_OFFLINE=1 $(PY) benchmarks/onboard_speed.py
