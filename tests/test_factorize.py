@@ -77,3 +77,28 @@ def test_clear_errors(planted):
         RewardFactorization(head="transformer")
     with pytest.raises(FileNotFoundError, match="not a preflm model"):
         RewardFactorization.load("/nonexistent")
+
+
+def test_auto_svd_init_keeps_the_run_with_better_held_out_accuracy(planted, tmp_path):
+    settings = dict(n_factors=3, head="mlp", max_steps=150, seed=1)
+    fit = lambda svd: RewardFactorization(svd_init=svd, **settings).fit(planted.features, planted.split.train, progress=False)  # noqa: E731
+    on, off, auto = fit("on"), fit("off"), fit("auto")
+    assert set(auto.svd_init_selection_) == {"on", "off"}
+    assert auto.svd_init_selection_["on"]["validation_accuracy"] == pytest.approx(on.validation_accuracy_)
+    assert auto.svd_init_selection_["off"]["validation_accuracy"] == pytest.approx(off.validation_accuracy_)
+    kept = on if auto.svd_init_used_ else off
+    other = off if auto.svd_init_used_ else on
+    assert kept.validation_accuracy_ >= other.validation_accuracy_
+    assert np.array_equal(auto.user_weights_, kept.user_weights_)
+    auto.save(tmp_path / "m")
+    assert RewardFactorization.load(tmp_path / "m").svd_init_selection_ == auto.svd_init_selection_
+
+
+@pytest.mark.parametrize("value, parsed", [("on", True), ("OFF", False), ("auto", "auto"), (True, True), (False, False)])
+def test_svd_init_accepts_on_off_auto(value, parsed):
+    assert RewardFactorization(svd_init=value).config.svd_init == parsed
+
+
+def test_svd_init_refuses_other_values():
+    with pytest.raises(ValueError, match="on, off or auto"):
+        RewardFactorization(svd_init="sometimes")

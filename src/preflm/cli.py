@@ -15,6 +15,7 @@ import json
 import os
 import re
 import sys
+import types
 import typing
 from dataclasses import MISSING, fields, replace
 from pathlib import Path
@@ -186,7 +187,7 @@ def _config_options(skip: tuple[str, ...] = ()):
                 inspect.Parameter(
                     f.name,
                     inspect.Parameter.KEYWORD_ONLY,
-                    annotation=Optional[hints[f.name]],
+                    annotation=Optional[str if typing.get_origin(hints[f.name]) in (typing.Union, types.UnionType) else hints[f.name]],
                     default=typer.Option(None, help=f"{f.metadata['help']} Default: {default}.", show_default=False),
                 )
             )

@@ -257,9 +257,14 @@ def standard_methods(
     ablations: bool = True,
     known_phi: bool = True,
 ) -> list[Method]:
-    """PReF, its SVD/L2 ablations and the known-phi bound (where the data has true features)."""
+    """PReF, its ablations and the known-phi bound (where the data has true features).
+
+    The ablations: SVD init forced on (the paper) and off (``pref`` itself chooses between the two on
+    seen users' held-out prompts when ``svd_init="auto"``), and no L2.
+    """
     methods: list[Method] = [pref_method("pref", config)]
     if ablations:
+        methods.append(pref_method("pref_svd_init", replace(config, svd_init=True)))
         methods.append(pref_method("pref_no_svd_init", replace(config, svd_init=False)))
         methods.append(pref_method("pref_no_l2", replace(config, l2=0.0)))
     if known_phi and matrix.item_true_features is not None:

@@ -137,7 +137,7 @@ def write_report(results: dict, directory: str | Path, title: str, command: str,
         lines.append("")
 
     ablation = [
-        n for n in ("pref", "pref_no_svd_init", "pref_no_l2")
+        n for n in ("pref", "pref_svd_init", "pref_no_svd_init", "pref_no_l2")
         if "10" in results["methods"].get(n, {}).get("strategies", {}).get("active", {})
     ]
     if len(ablation) > 1:

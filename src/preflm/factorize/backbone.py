@@ -117,10 +117,10 @@ class BackboneConfig(ConfigDict):
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
         if self.phase1_steps < 0 or self.phase2_steps < 0:
             raise ValueError("phase1_steps and phase2_steps must be >= 0")
-        if self.mode != "frozen" and (self.factorize.head != "linear" or not self.factorize.svd_init):
+        if self.mode != "frozen" and (self.factorize.head != "linear" or self.factorize.svd_init is False):
             raise ValueError(
                 f"mode={self.mode!r} trains a linear head from the SVD factors: set factorize.head='linear' and "
-                f"factorize.svd_init=True (got head={self.factorize.head!r}, svd_init={self.factorize.svd_init})"
+                f"factorize.svd_init on or auto (got head={self.factorize.head!r}, svd_init={self.factorize.svd_init})"
             )
 
 

@@ -31,13 +31,19 @@ class FactorizeConfig(ConfigDict):
     """How to learn J base rewards phi = head(features) and the seen users' weights.
 
     ``svd_init`` and ``l2`` are the two stabilisers of the paper; set ``svd_init=False`` or ``l2=0``
-    for the ablations.
+    for the ablations. ``svd_init="auto"`` (the default) trains with and without it and keeps the run
+    with the better held-out accuracy: on prompts no one has rated, the SVD start helps on some data
+    (DSP) and hurts on other (the Attributes world), see benchmarks/results.
     """
 
     n_factors: int = field(default=8, metadata={"help": "J, the number of base reward functions."})
     head: str = field(default="mlp", metadata={"help": "mlp (one hidden layer, the default) or linear (as in the paper)."})
     hidden_size: int = field(default=128, metadata={"help": "Hidden units of the mlp head."})
-    svd_init: bool = field(default=True, metadata={"help": "SVD initialization (--no-svd-init for the ablation)."})
+    svd_init: bool | str = field(
+        default="auto",
+        metadata={"help": "SVD initialization: on (as in the paper), off (the ablation), or auto: train both and "
+                  "keep the one with the higher accuracy on the held-out (prompt) answers."},
+    )
     svd_rank: int = field(default=100, metadata={"help": "Rank of the iterative SVD imputation of the answer matrix."})
     svd_iterations: int = field(default=10, metadata={"help": "Iterations of the SVD imputation."})
     svd_head_steps: int = field(default=300, metadata={"help": "Optimizer steps fitting the head to the top-J SVD factors."})
@@ -53,6 +59,13 @@ class FactorizeConfig(ConfigDict):
     seed: int = field(default=0, metadata={"help": "Random seed (initialization, held-out draw)."})
 
     def __post_init__(self) -> None:
+        if isinstance(self.svd_init, str):
+            named = {"on": True, "true": True, "off": False, "false": False, "auto": "auto"}
+            if self.svd_init.lower() not in named:
+                raise ValueError(f"svd_init must be on, off or auto, got {self.svd_init!r}")
+            self.svd_init = named[self.svd_init.lower()]
+        elif not isinstance(self.svd_init, bool):
+            raise ValueError(f"svd_init must be on, off or auto, got {self.svd_init!r}")
         if self.n_factors < 1:
             raise ValueError(f"n_factors must be >= 1, got {self.n_factors}")
         if self.head not in ("linear", "mlp"):

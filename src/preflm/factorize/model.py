@@ -184,8 +184,6 @@ class RewardFactorization:
             raise ValueError(
                 f"all {answers.n_answers} answers were held out for validation: give more answers or lower val_fraction"
             )
-        torch.manual_seed(cfg.seed)
-
         users = answers.answered_users()
         user_column = np.full(answers.n_users, -1)
         user_column[users] = np.arange(len(users))
@@ -194,6 +192,38 @@ class RewardFactorization:
         self.feature_scale_ = torch.as_tensor(features.std(0) + 1e-6)
         x = self._standardize(features)
 
+        choices = [True, False] if cfg.svd_init == "auto" else [bool(cfg.svd_init)]
+        runs = {}
+        for use_svd in choices:
+            label = "training base rewards" + (f" (SVD init {'on' if use_svd else 'off'})" if len(choices) > 1 else "")
+            runs[use_svd] = self._train(x, answers, is_val, user_column, use_svd, progress, label)
+        # Best held-out accuracy (the held-out answers are whole prompts by default), then lower loss;
+        # on a tie the paper's SVD initialization is kept.
+        def rank_of(choice: bool) -> tuple[float, float]:
+            accuracy = runs[choice]["validation_accuracy"]
+            return (accuracy if math.isfinite(accuracy) else -1.0, -runs[choice]["best_validation_loss"])
+
+        chosen = max(choices, key=rank_of)
+        head, user_weights, run = runs[chosen]["head"], runs[chosen]["user_weights"], runs[chosen]
+        self.svd_init_used_ = chosen
+        self.svd_init_selection_ = {
+            ("on" if c else "off"): {"validation_accuracy": runs[c]["validation_accuracy"],
+                                     "validation_loss": runs[c]["best_validation_loss"], "best_step": runs[c]["best_step"]}
+            for c in choices
+        }
+        self.head_ = head.eval()
+        self.user_weights_ = user_weights.detach().numpy().astype(np.float64)
+        self.history_ = run["history"]
+        self.best_step_ = run["best_step"]
+        self.validation_accuracy_ = run["validation_accuracy"]
+        self.prior_mean_, self.prior_cov_ = population_prior(self.user_weights_)
+        return self
+
+    def _train(self, x, answers, is_val, user_column, use_svd: bool, progress: bool, description: str) -> dict:
+        """One training run of head and user weights (early stopping on the held-out answers ``is_val``)."""
+        cfg = self.config
+        torch.manual_seed(cfg.seed)
+        n_users = int((user_column >= 0).sum())
         pair = torch.tensor(answers.answer_pair)
         user = torch.tensor(user_column[answers.answer_user])
         label = torch.tensor(answers.answer_value, dtype=torch.float32)
@@ -203,8 +233,8 @@ class RewardFactorization:
         pairs = torch.tensor(answers.pairs)
 
         head = make_head(cfg, x.shape[1])
-        user_weights = torch.nn.Parameter(0.1 * torch.randn(len(users), cfg.n_factors))
-        if cfg.svd_init:
+        user_weights = torch.nn.Parameter(0.1 * torch.randn(n_users, cfg.n_factors))
+        if use_svd:
             self._svd_initialize(head, user_weights, x, answers, user_column, ~is_val)
         item_a, item_b = pairs[pair, 0], pairs[pair, 1]
         lam_l2 = torch.tensor(cfg.l2)
@@ -252,7 +282,7 @@ class RewardFactorization:
 
         run = train_with_early_stopping(
             parameters, train_loss, validate, cfg.max_steps, cfg.learning_rate,
-            cfg.eval_every, cfg.patience, progress and rank == 0, "training base rewards", after_backward,
+            cfg.eval_every, cfg.patience, progress and rank == 0, description, after_backward,
         )
         if run["best_step"] == 0:
             raise ValueError(
@@ -260,13 +290,9 @@ class RewardFactorization:
             )
         if not all(torch.isfinite(p).all() for p in head.parameters()) or not torch.isfinite(user_weights).all():
             raise ValueError("training produced non-finite weights: use l2 > 0 or a lower learning_rate")
-        self.head_ = head.eval()
-        self.user_weights_ = user_weights.detach().numpy().astype(np.float64)
-        self.history_ = run["history"]
-        self.best_step_ = run["best_step"]
-        self.validation_accuracy_ = next(h["val_accuracy"] for h in self.history_ if h["step"] == run["best_step"])
-        self.prior_mean_, self.prior_cov_ = population_prior(self.user_weights_)
-        return self
+        run["head"], run["user_weights"] = head, user_weights
+        run["validation_accuracy"] = next(h["val_accuracy"] for h in run["history"] if h["step"] == run["best_step"])
+        return run
 
     def _check_trainable(self, features: np.ndarray, answers: AnswerMatrix) -> None:
         """Refuse data that cannot define J base rewards, with a message naming the problem.
@@ -399,6 +425,7 @@ class RewardFactorization:
             **self._identity(),
             "best_step": int(self.best_step_),
             "validation_accuracy": self.validation_accuracy_,
+            "svd_init_selection": getattr(self, "svd_init_selection_", {}),
             "history": self.history_,
         }
         directory.parent.mkdir(parents=True, exist_ok=True)
@@ -506,6 +533,7 @@ class RewardFactorization:
         model.best_step_ = meta.get("best_step", 0)
         model.validation_accuracy_ = meta.get("validation_accuracy", float("nan"))
         model.history_ = meta.get("history", [])
+        model.svd_init_selection_ = meta.get("svd_init_selection", {})
         recorded = meta.get("model_id")
         if recorded is not None and recorded != model.model_id:
             raise ModelFileError(
