@@ -104,7 +104,7 @@ def pref_method(name: str = "pref", config: FactorizeConfig | None = None) -> Fe
     def fit(features, split, seed):
         model = RewardFactorization(replace(config, seed=seed)).fit(features, split.train, progress=False)
         users = LinearUsers(model.pair_differences(features, split.train.pairs), model.prior_mean_, model.prior_precision())
-        return users, {"validation_accuracy": model.validation_accuracy_}
+        return users, {"validation_accuracy": model.validation_accuracy_, "svd_init_used": float(model.svd_init_used_)}
 
     return FewShotMethod(name, fit, supports_active=True)
 

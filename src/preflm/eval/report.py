@@ -133,7 +133,10 @@ def write_report(results: dict, directory: str | Path, title: str, command: str,
     validation = {n: e["validation_accuracy"] for n, e in results["methods"].items() if "validation_accuracy" in e}
     if validation:
         lines += ["## Seen-user validation accuracy", ""]
-        lines += [f"- {name}: {value:.3f}" for name, value in validation.items()]
+        for name, value in validation.items():
+            share = results["methods"][name].get("svd_init_used")
+            kept = f" (SVD initialization kept in {share:.0%} of the seeds)" if share is not None else ""
+            lines.append(f"- {name}: {value:.3f}{kept}")
         lines.append("")
 
     ablation = [
