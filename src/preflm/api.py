@@ -189,9 +189,10 @@ class PReF:
             return profile.weight_vector
         return np.asarray(profile, dtype=np.float64)
 
-    def rank(self, profile, prompt: str, candidates: Sequence[str]) -> Ranking:
-        """Candidates ordered by this user's reward (``profile``: a UserProfile, its path or weights)."""
-        return best_of_n(self._model(), self._weights(profile), prompt, candidates)
+    def rank(self, profile, prompt: str, candidates: Sequence[str], progress: bool = False) -> Ranking:
+        """Candidates ordered by this user's reward (``profile``: a UserProfile, its path or weights);
+        ``progress`` shows a bar while many candidates are embedded."""
+        return best_of_n(self._model(), self._weights(profile), prompt, candidates, progress)
 
     def rewards(
         self, profile, prompts: Sequence[str], responses: Sequence[str], chunk_size: int = 65_536, progress: bool = False

@@ -474,7 +474,7 @@ def rank(
         pref = PReF.from_pretrained(reward_model)
         user = UserProfile.load(path)
         user.check_model(pref.reward_model)
-        ranking = pref.rank(user, prompt, texts)
+        ranking = pref.rank(user, prompt, texts, progress=_progress())
     except (FileNotFoundError, ValueError) as err:
         _fail(str(err))
     rows = [

@@ -26,8 +26,14 @@ class Ranking:
         return int(self.order[0])
 
 
-def best_of_n(model, weights: np.ndarray, prompt: str, candidates: Sequence[str]) -> Ranking:
+PROGRESS_CHUNK = 1024
+"""Candidates embedded per step when a progress bar is shown (it advances once per chunk)."""
+
+
+def best_of_n(model, weights: np.ndarray, prompt: str, candidates: Sequence[str], progress: bool = False) -> Ranking:
     """Rank N candidate responses to one prompt for a user with weights lambda (``model.rewards``).
+
+    ``progress`` shows a bar when there is more than one chunk of candidates to embed.
 
     Empty, whitespace-only or non-string candidates are refused (ValueError naming the first one)
     rather than scored: an embedding of nothing gets an arbitrary reward and could win. Non-finite
@@ -42,7 +48,10 @@ def best_of_n(model, weights: np.ndarray, prompt: str, candidates: Sequence[str]
             raise ValueError(f"candidate {index} is empty or whitespace only; remove it before ranking")
     if not np.isfinite(np.asarray(weights, dtype=np.float64)).all():
         raise ValueError("the user's weights hold NaN or inf; onboard this user again")
-    scores = model.rewards([prompt] * len(candidates), list(candidates), weights)
+    if progress and len(candidates) > PROGRESS_CHUNK:
+        scores = model.rewards([prompt] * len(candidates), list(candidates), weights, PROGRESS_CHUNK, progress=True)
+    else:
+        scores = model.rewards([prompt] * len(candidates), list(candidates), weights)
     if not np.isfinite(scores).all():
         raise ValueError(f"{int(np.sum(~np.isfinite(scores)))} candidate reward(s) are NaN or inf: check the model's featurizer")
     return Ranking(prompt, list(candidates), scores, np.argsort(-scores, kind="stable"))
