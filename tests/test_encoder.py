@@ -104,11 +104,12 @@ def test_resumed_tuning_ends_where_an_uninterrupted_run_ends(tiny_bert, tmp_path
     assert [p.name for p in checkpoint_dirs(run)] == ["epoch-0001"] and len(first["history"]) == 2
     with safe_open(str(run / "epoch-0001" / "model.safetensors"), "pt") as saved:
         names = set(saved.keys())  # the trained top layer, head, users and standardization, not the frozen base
-    assert {"head.weight", "user_weights", "mean", "scale"} <= names
-    assert all(n.startswith("encoder.encoder.layer.1.") for n in names - {"head.weight", "user_weights", "mean", "scale"})
+    rest = {"head.weight", "user_weights", "mean", "scale"}
+    assert rest <= names and all(n.startswith("encoder.encoder.layer.1.") for n in names - rest)
     (run / "epoch-0002.partial").mkdir()  # as a kill while writing the next checkpoint leaves it
 
-    resumed = tune_encoder(matrix, tiny_config(tiny_bert, **settings, checkpoint_dir=str(run)), FACTORIZE, progress=False)
+    config = tiny_config(tiny_bert, **settings, checkpoint_dir=str(run))
+    resumed = tune_encoder(matrix, config, FACTORIZE, progress=False)
     assert resumed["resumed_from_epoch"] == 1 and straight["resumed_from_epoch"] == 0
     assert [p.name for p in checkpoint_dirs(run)] == ["epoch-0003"] and not (run / "epoch-0002.partial").exists()
     assert [h["epoch"] for h in resumed["history"]] == [0, 1, 2, 3]
@@ -127,8 +128,7 @@ def test_resumed_tuning_ends_where_an_uninterrupted_run_ends(tiny_bert, tmp_path
         tune_encoder(matrix, tiny_config(tiny_bert, **settings, learning_rate=1e-3, checkpoint_dir=str(run)),
                      FACTORIZE, progress=False)
     with pytest.raises(ValueError, match="training answers differ"):
-        tune_encoder(matrix.subset(matrix.answer_user != 0), tiny_config(tiny_bert, **settings, checkpoint_dir=str(run)),
-                     FACTORIZE, progress=False)
+        tune_encoder(matrix.subset(matrix.answer_user != 0), config, FACTORIZE, progress=False)
     with pytest.raises(ValueError, match="at least 3 epochs"):
         tune_encoder(matrix, tiny_config(tiny_bert, **{**settings, "epochs": 2}, checkpoint_dir=str(run)),
                      FACTORIZE, progress=False)

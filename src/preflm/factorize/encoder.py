@@ -156,7 +156,8 @@ def _save_checkpoint(root: Path, epoch: int, model: _Tuned, optimizer, state: di
     keep = _checkpointed_names(model)
     weights = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items() if k in keep}
     save_accelerator_state(str(partial), [weights], [optimizer], [], [], process_index=0, step=epoch)
-    save_file({k: v.detach().cpu().contiguous() for k, v in best_weights.items()}, str(partial / "best_encoder.safetensors"))
+    best = {k: v.detach().cpu().contiguous() for k, v in best_weights.items()}
+    save_file(best, str(partial / "best_encoder.safetensors"))
     (partial / "state.json").write_text(json.dumps({"format": CHECKPOINT_FORMAT, "epoch": epoch, **state}, indent=1))
     shutil.rmtree(final, ignore_errors=True)
     partial.rename(final)
