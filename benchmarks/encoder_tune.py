@@ -4,9 +4,12 @@ For each dataset and each tuning setting: fine-tunes MiniLM (``preflm.factorize.
 on the seen users' training answers (early stopping on held-out training prompts), embeds every item
 with the tuned encoder, and runs PReF (active, random) and the per-user baseline on the same new users,
 with the tuned embedding alone and with hashed n-grams + text statistics beside it. Writes
-``<out>/<dataset><tag>.json`` and prints one line per run.
+``<out>/<dataset><tag>.json`` and prints one line per run. With ``--checkpoint-dir`` each tuning run
+checkpoints every epoch to ``<checkpoint-dir>/<dataset>-<setting>``, and rerunning the same command resumes
+the runs a kill interrupted.
 
-    python benchmarks/encoder_tune.py [--datasets dsp,attributes] [--settings "top2:train_layers=2;all:train_layers=null"]
+    python benchmarks/encoder_tune.py [--datasets dsp,attributes] \\
+        [--settings "top2:train_layers=2;all:train_layers=null"] [--checkpoint-dir encoder-checkpoints]
 """
 
 from __future__ import annotations
@@ -58,6 +61,8 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, default=3)
     parser.add_argument("--out", type=Path, default=Path("benchmarks/results/unseen"))
     parser.add_argument("--tag", default="_encoder_tune")
+    parser.add_argument("--checkpoint-dir", type=Path, default=None,
+                        help="checkpoint each tuning run every epoch under this folder; a rerun resumes")
     args = parser.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
     device = "cuda" if torch.cuda.is_available() else "cpu"
@@ -72,6 +77,8 @@ def main() -> None:
             out = {"dataset": dataset, "device": device, "command": " ".join(sys.argv), "runs": {}}
             for setting in args.settings.split(";"):
                 name, overrides = parse_variant(setting)
+                if args.checkpoint_dir is not None:
+                    overrides = {**overrides, "checkpoint_dir": str(args.checkpoint_dir / f"{dataset}-{name}")}
                 started = time.perf_counter()
                 tuned = tune_encoder(split.train, EncoderTuneConfig(**overrides), out_dir=Path(tmp) / f"{dataset}-{name}", progress=True)
                 tune_seconds = time.perf_counter() - started
