@@ -172,3 +172,9 @@ def test_tuning_trains_only_the_top_layers_and_saves_a_loadable_encoder(tmp_path
     x = featurizer.transform(["q"], ["bravo: the answer is 7."])
     assert x.shape == (1, 384) and np.isclose(np.linalg.norm(x), 1, atol=1e-4)
     assert featurizer.spec()["weights_id"] == result["weights_id"]
+
+
+@pytest.mark.parametrize("fraction", [0.0, 1.0])
+def test_tuning_refuses_no_held_out_prompts(fraction):
+    with pytest.raises(ValueError, match="val_prompt_fraction"):
+        EncoderTuneConfig(val_prompt_fraction=fraction)

@@ -68,6 +68,10 @@ class EncoderTuneConfig(ConfigDict):
             raise ValueError(f"prompts_per_step must be >= 1, got {self.prompts_per_step}")
         if self.train_layers is not None and self.train_layers < 0:
             raise ValueError(f"train_layers must be >= 0 or None (all layers), got {self.train_layers}")
+        if not 0.0 < self.val_prompt_fraction < 1.0:
+            raise ValueError(
+                f"val_prompt_fraction must be in (0, 1): early stopping needs held-out prompts, got {self.val_prompt_fraction}"
+            )
 
 
 class _Tuned(torch.nn.Module):
