@@ -1,23 +1,35 @@
-"""Learning base reward functions phi from many users' answers (logistic matrix factorization)."""
+"""Learning base reward functions phi from many users' answers (logistic matrix factorization).
 
-from preflm.factorize.backbone import BackboneConfig, train_backbone
-from preflm.factorize.config import FactorizeConfig
-from preflm.factorize.model import ModelFileError, RewardFactorization, model_id_of
-from preflm.factorize.svd_init import impute_answers, svd_factors
-from preflm.factorize.training import train_with_early_stopping, validation_mask
-from preflm.factorize.users import fit_user_weights, population_prior
+Names load on first use, so reading a config (``preflm --help``) does not import torch.
+"""
 
-__all__ = [
-    "BackboneConfig",
-    "FactorizeConfig",
-    "ModelFileError",
-    "RewardFactorization",
-    "fit_user_weights",
-    "impute_answers",
-    "model_id_of",
-    "population_prior",
-    "svd_factors",
-    "train_backbone",
-    "train_with_early_stopping",
-    "validation_mask",
-]
+from importlib import import_module
+
+_EXPORTS = {
+    "BackboneConfig": "preflm.factorize.backbone",
+    "train_backbone": "preflm.factorize.backbone",
+    "FactorizeConfig": "preflm.factorize.config",
+    "ModelFileError": "preflm.factorize.model",
+    "RewardFactorization": "preflm.factorize.model",
+    "model_id_of": "preflm.factorize.model",
+    "impute_answers": "preflm.factorize.svd_init",
+    "svd_factors": "preflm.factorize.svd_init",
+    "train_with_early_stopping": "preflm.factorize.training",
+    "validation_mask": "preflm.factorize.training",
+    "fit_user_weights": "preflm.factorize.users",
+    "population_prior": "preflm.factorize.users",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str):
+    if name in _EXPORTS:
+        value = getattr(import_module(_EXPORTS[name]), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'preflm.factorize' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_EXPORTS))

@@ -5,7 +5,8 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field, fields
 from typing import get_type_hints
 
-from preflm.factorize.training import DEFAULT_VALIDATION_BY
+VALIDATION_UNITS = ("prompt", "answer")
+DEFAULT_VALIDATION_BY = "prompt"
 
 
 class ConfigDict:

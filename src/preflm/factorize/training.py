@@ -16,9 +16,7 @@ from tqdm.auto import tqdm
 
 from preflm.data.matrix import AnswerMatrix
 from preflm.data.split import prompt_holdout_mask
-
-VALIDATION_UNITS = ("prompt", "answer")
-DEFAULT_VALIDATION_BY = "prompt"
+from preflm.factorize.config import DEFAULT_VALIDATION_BY, VALIDATION_UNITS
 
 
 def validation_mask(answers: AnswerMatrix, fraction: float, seed: int, by: str = DEFAULT_VALIDATION_BY) -> np.ndarray:
