@@ -18,14 +18,14 @@ def next_question(request: Request, user_id: str = UserPath, who: Principal = De
     """The most informative unanswered question for this user, or ``done`` once the profile is confident."""
     who.require_access(user_id)
     svc = service(request)
-    profile, answered = store.load_profile(engine(request), svc, user_id, with_answers=True)
+    profile, answered = store.load_profile(engine(request), svc, user_id, with_answers=True, row=who.row)
     index = svc.next_question(profile, answered)
     if index is None:
         return Question(done=True, confidence=profile.confidence, answers=len(answered))
-    row = svc.questions.iloc[index]
+    prompt, response_a, response_b = svc.question_texts[index]
     return Question(
-        done=False, question_id=index, prompt=row["prompt"], response_a=row["response_a"],
-        response_b=row["response_b"], confidence=profile.confidence, answers=len(answered),
+        done=False, question_id=index, prompt=prompt, response_a=response_a,
+        response_b=response_b, confidence=profile.confidence, answers=len(answered),
     )
 
 
@@ -59,7 +59,7 @@ def profile(request: Request, user_id: str = UserPath, who: Principal = Depends(
     """The user's weights, their covariance, answer count and confidence, and the model they belong to."""
     who.require_access(user_id)
     svc = service(request)
-    prof, _ = store.load_profile(engine(request), svc, user_id)
+    prof, _ = store.load_profile(engine(request), svc, user_id, row=who.row)
     return ProfileOut(
         user_id=user_id, model_id=svc.model_id, weights=prof.weights.tolist(), covariance=prof.covariance.tolist(),
         answers=prof.n_answers, confidence=prof.confidence, done=svc.done(prof, prof.n_answers),

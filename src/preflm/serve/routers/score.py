@@ -28,7 +28,7 @@ def score(request: Request, body: ScoreIn, who: Principal = Depends(principal)) 
     """r_u = lambda_u . phi(prompt, response) for each response, and the index of the best."""
     user_id = target_user(who, body.user_id)
     svc = service(request)
-    profile, _ = store.load_profile(engine(request), svc, user_id)
+    profile, _ = store.load_profile(engine(request), svc, user_id, row=who.row)
     phi = svc.base_rewards([body.prompt] * len(body.responses), body.responses)
     rewards = phi @ profile.weights
     return ScoreOut(rewards=rewards.tolist(), best=int(np.argmax(rewards)))
