@@ -21,6 +21,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy import bindparam, select
 
 from preflm.serve import models
+from preflm.serve.db import run_db
 
 KEY_PREFIX = "pk_"
 USER_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.@-]{0,63}$"
@@ -65,7 +66,12 @@ def _unauthorized(message: str) -> HTTPException:
     return HTTPException(401, message, headers={"WWW-Authenticate": "Bearer"})
 
 
-def principal(request: Request, credentials: HTTPAuthorizationCredentials | None = Depends(bearer)) -> Principal:
+def _user_by_key(engine, key_hash: str):
+    with engine.connect() as conn:
+        return conn.execute(_USER_BY_KEY, {"key_hash": key_hash}).first()
+
+
+async def principal(request: Request, credentials: HTTPAuthorizationCredentials | None = Depends(bearer)) -> Principal:
     """The caller behind ``Authorization: Bearer <key>``; 401 when missing or unknown."""
     if credentials is None or not credentials.credentials:
         raise _unauthorized("missing API key: send `Authorization: Bearer <key>`")
@@ -75,8 +81,7 @@ def principal(request: Request, credentials: HTTPAuthorizationCredentials | None
         return Principal(None, True)
     if not key.startswith(KEY_PREFIX) or len(key) > 100:
         raise _unauthorized("invalid API key")
-    with request.app.state.engine.connect() as conn:
-        row = conn.execute(_USER_BY_KEY, {"key_hash": hash_key(key)}).first()
+    row = await run_db(request.app.state.engine, _user_by_key, request.app.state.engine, hash_key(key))
     if row is None:
         raise _unauthorized("invalid API key")
     return Principal(row.id, False, row)

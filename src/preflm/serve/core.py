@@ -7,6 +7,7 @@ weights from all their stored answers with the library's MAP Newton. Texts to sc
 
 from __future__ import annotations
 
+import asyncio
 import math
 import queue
 import threading
@@ -51,10 +52,14 @@ class FeatureBatcher:
         self._thread = threading.Thread(target=self._run, name="preflm-featurizer", daemon=True)
         self._thread.start()
 
-    def base_rewards(self, prompts: Sequence[str], responses: Sequence[str], timeout: float = 120.0) -> np.ndarray:
+    def submit(self, prompts: Sequence[str], responses: Sequence[str]) -> Future:
+        """Queue texts; the future resolves to their phi (async callers await it without holding a thread)."""
         future: Future = Future()
         self._queue.put((list(prompts), list(responses), future))
-        return future.result(timeout=timeout)
+        return future
+
+    def base_rewards(self, prompts: Sequence[str], responses: Sequence[str], timeout: float = 120.0) -> np.ndarray:
+        return self.submit(prompts, responses).result(timeout=timeout)
 
     def close(self) -> None:
         self._queue.put(None)
@@ -84,6 +89,10 @@ class FeatureBatcher:
                 return
 
     def _embed_batch(self, batch) -> None:
+        # Callers that gave up (an async caller's timeout cancels its future) are skipped.
+        batch = [item for item in batch if item[2].set_running_or_notify_cancel()]
+        if not batch:
+            return
         prompts = [p for item in batch for p in item[0]]
         responses = [r for item in batch for r in item[1]]
         start = time.perf_counter()
@@ -188,6 +197,10 @@ class PreferenceService:
     def base_rewards(self, prompts: Sequence[str], responses: Sequence[str]) -> np.ndarray:
         """phi (n, J) of texts, batched with other requests' texts."""
         return self.batcher.base_rewards(prompts, responses)
+
+    async def base_rewards_async(self, prompts: Sequence[str], responses: Sequence[str], timeout: float = 120.0) -> np.ndarray:
+        """As :meth:`base_rewards`, for async routes: the event loop serves other requests meanwhile."""
+        return await asyncio.wait_for(asyncio.wrap_future(self.batcher.submit(prompts, responses)), timeout)
 
     def close(self) -> None:
         self.batcher.close()
