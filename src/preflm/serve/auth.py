@@ -21,7 +21,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy import bindparam, select
 
 from preflm.serve import models
-from preflm.serve.db import run_db
+from preflm.serve.db import read_transaction, run_db
 
 KEY_PREFIX = "pk_"
 USER_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.@-]{0,63}$"
@@ -67,7 +67,7 @@ def _unauthorized(message: str) -> HTTPException:
 
 
 def _user_by_key(engine, key_hash: str):
-    with engine.connect() as conn:
+    with read_transaction(engine) as conn:
         return conn.execute(_USER_BY_KEY, {"key_hash": key_hash}).first()
 
 

@@ -79,9 +79,14 @@ def write_transaction(engine: Engine) -> Iterator[Connection]:
 
 @contextmanager
 def read_transaction(engine: Engine) -> Iterator[Connection]:
+    """Reads. On SQLite one transaction (one snapshot for all its statements). On a server, autocommit:
+    under READ COMMITTED every statement sees its own snapshot anyway, and no BEGIN/ROLLBACK round trips."""
     with engine.connect() as conn:
-        with conn.begin():
-            yield conn
+        if is_sqlite(engine):
+            with conn.begin():
+                yield conn
+        else:
+            yield conn.execution_options(isolation_level="AUTOCOMMIT")
 
 
 async def run_db(engine: Engine, function: Callable[..., T], *args) -> T:
