@@ -1,15 +1,24 @@
 """Load test of ``preflm serve`` as a real process: many users onboard (answers) and then score candidates.
 
-For each database (SQLite file, PostgreSQL when --postgres-url is given) and worker count, a fresh server
-is started; ``--users`` simulated users run concurrently, each answering ``--answers`` questions
-(next question, then answer) and then sending ``--score-requests`` scoring requests of ``--candidates``
-responses. Reports throughput and p50/p99 latency per endpoint, errors, scoring texts/s next to the
+For each database (SQLite file, PostgreSQL when --postgres-url is given), worker count and mode, a fresh
+server is started; ``--users`` simulated users each answer ``--answers`` questions (next question, then
+answer) and then send ``--score-requests`` scoring requests of ``--candidates`` responses. Two modes:
+
+- closed: no think time, every user sends its next request when the last one answered; saturation
+  throughput, and latency that is queueing time (Little's law: p50 ~ users / request rate);
+- paced: open loop at ``--answers-per-s`` onboarding steps and ``--scores-per-s`` scoring requests per
+  second, whatever the latency: the latency at a fixed offered load, which is what a p99 target means.
+
+Reports throughput and p50/p99 latency per endpoint, errors, CPU milliseconds per request of the server
+process tree, of the load generator and of PostgreSQL, the load average, scoring texts/s next to the
 featurizer's own offline rate, and how many texts each featurizer call embedded (request batching).
+Every loop is bounded in count (users x requests) and time (``--request-timeout``, ``--phase-timeout``);
+all traffic goes to 127.0.0.1.
 
-    python benchmarks/service_load.py --postgres-url postgresql+psycopg://postgres@127.0.0.1:5432/test
+    python benchmarks/service_load.py --featurizer stats --postgres-url postgresql+psycopg://postgres@127.0.0.1:5432/test
 
-The client is a minimal keep-alive HTTP/1.1 client on asyncio streams, so it costs the server as little
-CPU as possible when both share a small machine.
+The client is a minimal keep-alive HTTP/1.1 client on asyncio streams (uvloop when installed), so it
+costs as little CPU as possible when it shares a small machine with the server.
 """
 
 from __future__ import annotations
