@@ -404,6 +404,28 @@ def test_feature_batcher_passes_errors_to_every_caller():
     batcher.close()
 
 
+def test_feature_batcher_skips_callers_that_gave_up():
+    """An async caller's timeout cancels its future; the worker must skip it and keep serving the others."""
+    entered, gate, calls = threading.Event(), threading.Event(), []
+
+    def embed(prompts, responses):
+        entered.set()
+        gate.wait(10)
+        calls.append(list(responses))
+        return np.asarray([[float(r)] for r in responses])
+
+    batcher = FeatureBatcher(embed, window_s=0.0)
+    first = batcher.submit(["p"], ["1"])
+    assert entered.wait(10)  # the worker embeds the first request; the next one waits in the queue
+    abandoned = batcher.submit(["p"], ["2"])
+    assert abandoned.cancel()
+    gate.set()
+    assert first.result(10).tolist() == [[1.0]]
+    assert batcher.base_rewards(["p"], ["3"]).tolist() == [[3.0]]
+    batcher.close()
+    assert calls == [["1"], ["3"]]
+
+
 def test_serve_command_explains_what_is_missing(serve_model, tmp_path):
     from preflm.cli import app as cli
 

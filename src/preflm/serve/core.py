@@ -7,6 +7,8 @@ weights from all their stored answers with the library's MAP Newton. Texts to sc
 
 from __future__ import annotations
 
+import asyncio
+import math
 import queue
 import threading
 import time
@@ -21,7 +23,6 @@ import pandas as pd
 from preflm.factorize import RewardFactorization
 from preflm.onboard import BanditSelector
 from preflm.onboard.journal import pool_fingerprint
-from preflm.onboard.session import posterior_spread
 
 PREFERENCE_LABELS = {"a": 1.0, "b": 0.0, "tie": 0.5}
 LABEL_NAMES = {value: name for name, value in PREFERENCE_LABELS.items()}
@@ -51,10 +52,14 @@ class FeatureBatcher:
         self._thread = threading.Thread(target=self._run, name="preflm-featurizer", daemon=True)
         self._thread.start()
 
-    def base_rewards(self, prompts: Sequence[str], responses: Sequence[str], timeout: float = 120.0) -> np.ndarray:
+    def submit(self, prompts: Sequence[str], responses: Sequence[str]) -> Future:
+        """Queue texts; the future resolves to their phi (async callers await it without holding a thread)."""
         future: Future = Future()
         self._queue.put((list(prompts), list(responses), future))
-        return future.result(timeout=timeout)
+        return future
+
+    def base_rewards(self, prompts: Sequence[str], responses: Sequence[str], timeout: float = 120.0) -> np.ndarray:
+        return self.submit(prompts, responses).result(timeout=timeout)
 
     def close(self) -> None:
         self._queue.put(None)
@@ -84,6 +89,10 @@ class FeatureBatcher:
                 return
 
     def _embed_batch(self, batch) -> None:
+        # Callers that gave up (an async caller's timeout cancels its future) are skipped.
+        batch = [item for item in batch if item[2].set_running_or_notify_cancel()]
+        if not batch:
+            return
         prompts = [p for item in batch for p in item[0]]
         responses = [r for item in batch for r in item[1]]
         start = time.perf_counter()
@@ -132,10 +141,13 @@ class PreferenceService:
         # cache shared by worker processes would grow without bound.
         self.featurizer = quiet_featurizer(build_featurizer(self.model.featurizer_spec))
         self.questions = questions.reset_index(drop=True)
+        # Plain tuples for the API's hot path (a pandas row lookup costs tens of microseconds).
+        self.question_texts = list(zip(self.questions["prompt"], self.questions["response_a"], self.questions["response_b"]))
         self.question_hash = question_set_hash(self.questions)
         self.budget, self.target_confidence = budget, target_confidence
         self.prior_mean = np.asarray(self.model.prior_mean_, dtype=np.float64)
         self.prior_precision = self.model.prior_precision()
+        self._prior_trace = float(np.trace(np.linalg.inv(self.prior_precision)))
         n = len(self.questions)
         phi = self._embed(list(self.questions["prompt"]) * 2,
                           list(self.questions["response_a"]) + list(self.questions["response_b"]))
@@ -155,13 +167,15 @@ class PreferenceService:
 
     def confidence(self, covariance: np.ndarray) -> float:
         """1 - posterior sd / prior sd of the weights (trace): 0 before any answer, towards 1 as they come."""
-        return float(np.clip(1.0 - posterior_spread(covariance, self.prior_precision), 0.0, 1.0))
+        spread = math.sqrt(float(np.trace(covariance)) / self._prior_trace)
+        return min(max(1.0 - spread, 0.0), 1.0)
 
-    def fit(self, question_ids: Sequence[int], labels: Sequence[float]) -> Profile:
-        """The profile refit from all of a user's answers."""
+    def fit(self, question_ids: Sequence[int], labels: Sequence[float], init: np.ndarray | None = None) -> Profile:
+        """The profile refit from all of a user's answers (``init``: where Newton starts, e.g. the last weights)."""
         if not len(question_ids):
             return self.prior_profile()
-        weights, covariance = self.model.fit_users(self.z[np.asarray(question_ids)], np.asarray(labels, dtype=np.float64))
+        weights, covariance = self.model.fit_users(self.z[np.asarray(question_ids)], np.asarray(labels, dtype=np.float64),
+                                                   init=init)
         return Profile(weights, covariance, len(question_ids), self.confidence(covariance))
 
     def done(self, profile: Profile, answered: int, budget: int | None = None) -> bool:
@@ -183,6 +197,10 @@ class PreferenceService:
     def base_rewards(self, prompts: Sequence[str], responses: Sequence[str]) -> np.ndarray:
         """phi (n, J) of texts, batched with other requests' texts."""
         return self.batcher.base_rewards(prompts, responses)
+
+    async def base_rewards_async(self, prompts: Sequence[str], responses: Sequence[str], timeout: float = 120.0) -> np.ndarray:
+        """As :meth:`base_rewards`, for async routes: the event loop serves other requests meanwhile."""
+        return await asyncio.wait_for(asyncio.wrap_future(self.batcher.submit(prompts, responses)), timeout)
 
     def close(self) -> None:
         self.batcher.close()

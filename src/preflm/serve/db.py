@@ -12,12 +12,18 @@ import threading
 import weakref
 from contextlib import contextmanager
 from importlib import resources
-from typing import Iterator
+from typing import Callable, Iterator, TypeVar
+
+import anyio
+import anyio.to_thread
 
 from sqlalchemy import Connection, Engine, create_engine, event, text
 from sqlalchemy.engine import make_url
 
+T = TypeVar("T")
 WRITE_OPTION = "preflm_write"
+DB_THREADS = 8
+_LIMITERS: "weakref.WeakKeyDictionary[Engine, anyio.CapacityLimiter]" = weakref.WeakKeyDictionary()
 _SQLITE_WRITERS: "weakref.WeakKeyDictionary[Engine, threading.Lock]" = weakref.WeakKeyDictionary()
 
 
@@ -73,9 +79,30 @@ def write_transaction(engine: Engine) -> Iterator[Connection]:
 
 @contextmanager
 def read_transaction(engine: Engine) -> Iterator[Connection]:
+    """Reads. On SQLite one transaction (one snapshot for all its statements). On a server, autocommit:
+    under READ COMMITTED every statement sees its own snapshot anyway, and no BEGIN/ROLLBACK round trips."""
     with engine.connect() as conn:
-        with conn.begin():
-            yield conn
+        if is_sqlite(engine):
+            with conn.begin():
+                yield conn
+        else:
+            yield conn.execution_options(isolation_level="AUTOCOMMIT")
+
+
+async def run_db(engine: Engine, function: Callable[..., T], *args) -> T:
+    """Run blocking database work from an async route.
+
+    SQLite work runs inline on the event loop: it is in-process and takes tens of microseconds, and
+    writers queue on a lock, so a thread hop (and the GIL hand-offs between many threads) would cost
+    more than the work. Work on a database server waits on the network, so it runs in a small thread
+    pool (``DB_THREADS`` threads per process) and the loop serves other requests meanwhile.
+    """
+    if is_sqlite(engine):
+        return function(*args)
+    limiter = _LIMITERS.get(engine)
+    if limiter is None:
+        limiter = _LIMITERS[engine] = anyio.CapacityLimiter(DB_THREADS)
+    return await anyio.to_thread.run_sync(function, *args, limiter=limiter)
 
 
 def alembic_config():

@@ -6,6 +6,7 @@ import numpy as np
 from fastapi import APIRouter, Depends, HTTPException, Request
 
 from preflm.serve import store
+from preflm.serve.db import run_db
 from preflm.serve.auth import Principal, principal
 from preflm.serve.routers.common import engine, errors, service
 from preflm.serve.schemas import ScoreIn, ScoreOut
@@ -24,11 +25,11 @@ def target_user(who: Principal, named: str | None) -> str:
 
 
 @router.post("/v1/score", response_model=ScoreOut, responses=errors(400, 403, 404))
-def score(request: Request, body: ScoreIn, who: Principal = Depends(principal)) -> ScoreOut:
+async def score(request: Request, body: ScoreIn, who: Principal = Depends(principal)) -> ScoreOut:
     """r_u = lambda_u . phi(prompt, response) for each response, and the index of the best."""
     user_id = target_user(who, body.user_id)
-    svc = service(request)
-    profile, _ = store.load_profile(engine(request), svc, user_id)
-    phi = svc.base_rewards([body.prompt] * len(body.responses), body.responses)
+    svc, db = service(request), engine(request)
+    profile, _ = await run_db(db, store.load_profile, db, svc, user_id, False, who.row)
+    phi = await svc.base_rewards_async([body.prompt] * len(body.responses), body.responses)
     rewards = phi @ profile.weights
     return ScoreOut(rewards=rewards.tolist(), best=int(np.argmax(rewards)))
