@@ -6,6 +6,7 @@ from preflm.featurize.embedding import DEFAULT_EMBEDDER, SentenceEmbeddingFeatur
 from preflm.featurize.layers import EncoderLayersFeaturizer
 from preflm.featurize.lm import CausalLMFeaturizer
 from preflm.featurize.ngrams import HashedNgramFeaturizer
+from preflm.featurize.style import StyleStatsFeaturizer
 from preflm.featurize.text_stats import TextStatsFeaturizer
 
 
@@ -13,12 +14,14 @@ DEFAULT_FEATURIZER = "ngrams+stats"
 """Hashed n-grams + text statistics: chosen on seen users' prompt-held-out validation, where it beat the
 sentence embedding on both the Attributes world and DSP (benchmarks/results/unseen); needs no model."""
 
-FEATURIZER_NAMES = "minilm, stats, ngrams, minilm-layers, st:<model>, st-layers:<model>, lm:<model>"
+FEATURIZER_NAMES = "minilm, stats, style, ngrams, minilm-layers, st:<model>, st-layers:<model>, lm:<model>"
 
 
 def _part_from_name(name: str):
     if name == "stats":
         return TextStatsFeaturizer()
+    if name == "style":
+        return StyleStatsFeaturizer()
     if name == "minilm":
         return SentenceEmbeddingFeaturizer()
     if name == "ngrams":
@@ -58,6 +61,7 @@ __all__ = [
     "HashedNgramFeaturizer",
     "Featurizer",
     "SentenceEmbeddingFeaturizer",
+    "StyleStatsFeaturizer",
     "TextStatsFeaturizer",
     "build_featurizer",
     "register_featurizer",
