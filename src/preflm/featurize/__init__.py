@@ -14,7 +14,7 @@ DEFAULT_FEATURIZER = "ngrams+stats"
 """Hashed n-grams + text statistics: chosen on seen users' prompt-held-out validation, where it beat the
 sentence embedding on both the Attributes world and DSP (benchmarks/results/unseen); needs no model."""
 
-FEATURIZER_NAMES = "minilm, stats, style, ngrams, minilm-layers, st:<model>, st-layers:<model>, lm:<model>"
+FEATURIZER_NAMES = "minilm, stats, style, ngrams, ngrams:<dim>, minilm-layers, st:<model>, st-layers:<model>, lm:<model>"
 
 
 def _part_from_name(name: str):
@@ -26,6 +26,11 @@ def _part_from_name(name: str):
         return SentenceEmbeddingFeaturizer()
     if name == "ngrams":
         return HashedNgramFeaturizer()
+    if name.startswith("ngrams:"):
+        dim = name[len("ngrams:"):]
+        if not dim.isdigit():
+            raise ValueError(f"ngrams:<dim> needs a whole number of columns, e.g. ngrams:8192, got {name!r}")
+        return HashedNgramFeaturizer(dim=int(dim))
     if name == "minilm-layers":
         return EncoderLayersFeaturizer()
     if name.startswith("st-layers:"):
@@ -41,7 +46,8 @@ def featurizer_from_name(name: str):
     """CLI names, parts joined by ``+`` and concatenated, e.g. ``ngrams+stats`` (the default) or ``minilm+stats``.
 
     Parts: ``minilm`` (sentence embedding), ``stats`` (text statistics), ``ngrams`` (hashed word and
-    character n-grams, projected), ``minilm-layers`` / ``st-layers:<model>`` (mean-pooled hidden states
+    character n-grams, projected; ``ngrams:<dim>`` sets the projected width), ``style`` (layout, rhyme
+    and register statistics), ``minilm-layers`` / ``st-layers:<model>`` (mean-pooled hidden states
     of several encoder layers), ``st:<hub id or path>``, and a causal-LM backbone ``lm:smollm2`` /
     ``lm:<hub id or path>`` (last-token pooling, as in the paper).
     """
