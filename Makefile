@@ -38,10 +38,10 @@ clean:
 EVAL := HF_HUB_OFFLINE=1 $(VENV)/bin/preflm evaluate --threads 1 --budgets 1-40
 report: $(STAMP)
 	HF_HUB_OFFLINE=1 $(VENV)/bin/preflm world --output runs/world.jsonl
-	$(EVAL) runs/world.jsonl --methods pref,per_user,pal --j-sweep 2,4,6,7,8,12 --title "Attributes world, unseen prompts" \
+	$(EVAL) runs/world.jsonl --methods pref,per_user,pal,lore,vpl,pooled --j-sweep 2,4,6,7,8,12 --title "Attributes world, unseen prompts" \
 		--output benchmarks/results/attributes/results.json --report-dir benchmarks/results/attributes
 	HF_HUB_OFFLINE=1 $(VENV)/bin/preflm dsp $(DSP_SOURCE) --output runs/dsp.jsonl
-	$(EVAL) runs/dsp.jsonl --methods pref,per_user,pal --title "DSP, unseen queries" \
+	$(EVAL) runs/dsp.jsonl --methods pref,per_user,pal,lore,vpl,pooled --title "DSP, unseen queries" \
 		--output benchmarks/results/dsp/results.json --report-dir benchmarks/results/dsp
 	HF_HUB_OFFLINE=1 $(VENV)/bin/preflm world --protocol seen-prompts --output runs/world_seen.jsonl
 	$(EVAL) runs/world_seen.jsonl --protocol seen-prompts --no-ablations --methods pref,per_user \
