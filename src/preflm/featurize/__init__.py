@@ -1,13 +1,28 @@
 """Featurizers: (prompt, response) -> vector. Composable, cached on disk, rebuildable from a spec."""
 
+from importlib import import_module
+
 from preflm.featurize.base import ConcatFeaturizer, Featurizer, build_featurizer, register_featurizer
-from preflm.featurize.cache import CachedFeaturizer
-from preflm.featurize.embedding import DEFAULT_EMBEDDER, SentenceEmbeddingFeaturizer
-from preflm.featurize.layers import EncoderLayersFeaturizer
-from preflm.featurize.lm import CausalLMFeaturizer
-from preflm.featurize.ngrams import HashedNgramFeaturizer
-from preflm.featurize.style import StyleStatsFeaturizer
-from preflm.featurize.text_stats import TextStatsFeaturizer
+
+_EXPORTS = {
+    "CachedFeaturizer": "preflm.featurize.cache",
+    "DEFAULT_EMBEDDER": "preflm.featurize.embedding",
+    "SentenceEmbeddingFeaturizer": "preflm.featurize.embedding",
+    "EncoderLayersFeaturizer": "preflm.featurize.layers",
+    "CausalLMFeaturizer": "preflm.featurize.lm",
+    "HashedNgramFeaturizer": "preflm.featurize.ngrams",
+    "StyleStatsFeaturizer": "preflm.featurize.style",
+    "TextStatsFeaturizer": "preflm.featurize.text_stats",
+}
+"""Loaded on first use, so reading ``DEFAULT_FEATURIZER`` (``preflm --help``) does not import torch."""
+
+
+def __getattr__(name: str):
+    if name in _EXPORTS:
+        value = getattr(import_module(_EXPORTS[name]), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'preflm.featurize' has no attribute {name!r}")
 
 
 DEFAULT_FEATURIZER = "ngrams+stats"
@@ -18,6 +33,11 @@ FEATURIZER_NAMES = "minilm, stats, style, ngrams, ngrams:<dim>, minilm-layers, s
 
 
 def _part_from_name(name: str):
+    from preflm.featurize.embedding import SentenceEmbeddingFeaturizer
+    from preflm.featurize.ngrams import HashedNgramFeaturizer
+    from preflm.featurize.style import StyleStatsFeaturizer
+    from preflm.featurize.text_stats import TextStatsFeaturizer
+
     if name == "stats":
         return TextStatsFeaturizer()
     if name == "style":
@@ -31,11 +51,13 @@ def _part_from_name(name: str):
         if not dim.isdigit():
             raise ValueError(f"ngrams:<dim> needs a whole number of columns, e.g. ngrams:8192, got {name!r}")
         return HashedNgramFeaturizer(dim=int(dim))
-    if name == "minilm-layers":
-        return EncoderLayersFeaturizer()
-    if name.startswith("st-layers:"):
-        return EncoderLayersFeaturizer(name[len("st-layers:"):])
+    if name == "minilm-layers" or name.startswith("st-layers:"):
+        from preflm.featurize.layers import EncoderLayersFeaturizer
+
+        return EncoderLayersFeaturizer(*([name[len("st-layers:"):]] if name.startswith("st-layers:") else []))
     if name.startswith("lm:"):
+        from preflm.featurize.lm import CausalLMFeaturizer
+
         return CausalLMFeaturizer(name[3:])
     if name.startswith("st:"):
         return SentenceEmbeddingFeaturizer(name[3:])
@@ -53,6 +75,16 @@ def featurizer_from_name(name: str):
     """
     parts = [_part_from_name(part) for part in name.split("+")]
     return ConcatFeaturizer(parts) if len(parts) > 1 else parts[0]
+
+
+def register_builtin_featurizers() -> None:
+    """Import every built-in featurizer module, so each registers its spec type for :func:`build_featurizer`."""
+    for module in sorted(set(_EXPORTS.values())):
+        import_module(module)
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_EXPORTS))
 
 
 __all__ = [

@@ -48,7 +48,9 @@ def build_featurizer(spec: dict, allow_download: bool = True) -> Featurizer:
     if kind == "concat":
         return ConcatFeaturizer([build_featurizer(part, allow_download) for part in spec["parts"]])
     if kind not in _REGISTRY:
-        import preflm.featurize  # noqa: F401  (registers the built-in featurizers)
+        from preflm.featurize import register_builtin_featurizers
+
+        register_builtin_featurizers()
     if kind not in _REGISTRY:
         raise ValueError(f"unknown featurizer type {kind!r}; known: {sorted(_REGISTRY)}")
     factory = _REGISTRY[kind]
