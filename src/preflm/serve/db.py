@@ -10,15 +10,14 @@ only after sitting idle (``PING_AFTER_IDLE_S``), not on every checkout as ``pool
 
 from __future__ import annotations
 
+import asyncio
 import threading
 import time
 import weakref
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from importlib import resources
 from typing import Callable, Iterator, TypeVar
-
-import anyio
-import anyio.to_thread
 
 from sqlalchemy import Connection, Engine, create_engine, event, text
 from sqlalchemy.engine import make_url
@@ -28,7 +27,7 @@ T = TypeVar("T")
 WRITE_OPTION = "preflm_write"
 DB_THREADS = 8
 PING_AFTER_IDLE_S = 5.0
-_LIMITERS: "weakref.WeakKeyDictionary[Engine, anyio.CapacityLimiter]" = weakref.WeakKeyDictionary()
+_EXECUTORS: "weakref.WeakKeyDictionary[Engine, ThreadPoolExecutor]" = weakref.WeakKeyDictionary()
 _SQLITE_WRITERS: "weakref.WeakKeyDictionary[Engine, threading.Lock]" = weakref.WeakKeyDictionary()
 
 
@@ -126,14 +125,24 @@ async def run_db(engine: Engine, function: Callable[..., T], *args) -> T:
     SQLite work runs inline on the event loop: it is in-process and takes tens of microseconds, and
     writers queue on a lock, so a thread hop (and the GIL hand-offs between many threads) would cost
     more than the work. Work on a database server waits on the network, so it runs in a small thread
-    pool (``DB_THREADS`` threads per process) and the loop serves other requests meanwhile.
+    pool (``DB_THREADS`` threads per process) and the loop serves other requests meanwhile; a plain
+    executor, whose hand-off costs less CPU than anyio's worker threads (no capacity limiter or cancel
+    scope per call). A route makes one such call per request (key lookup and its own work together).
     """
     if is_sqlite(engine):
         return function(*args)
-    limiter = _LIMITERS.get(engine)
-    if limiter is None:
-        limiter = _LIMITERS[engine] = anyio.CapacityLimiter(DB_THREADS)
-    return await anyio.to_thread.run_sync(function, *args, limiter=limiter)
+    executor = _EXECUTORS.get(engine)
+    if executor is None:
+        executor = _EXECUTORS[engine] = ThreadPoolExecutor(DB_THREADS, thread_name_prefix="preflm-db")
+    return await asyncio.get_running_loop().run_in_executor(executor, function, *args)
+
+
+def close(engine: Engine) -> None:
+    """Stop the engine's database threads (waiting for work in progress) and close its connections."""
+    executor = _EXECUTORS.pop(engine, None)
+    if executor is not None:
+        executor.shutdown(wait=True)
+    engine.dispose()
 
 
 def alembic_config():
