@@ -5,19 +5,23 @@ Runs on SQLite, and on PostgreSQL too when PREFLM_TEST_POSTGRES_URL is set (``.c
 
 from __future__ import annotations
 
+import os
 import threading
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import pytest
 from fastapi.testclient import TestClient
-from serve_helpers import ADMIN_KEY, backends, bearer, closed_port, database_url
+from serve_helpers import ADMIN_KEY, POSTGRES_ENV, backends, bearer, closed_port, database_url
 from typer.testing import CliRunner
 
 from preflm.factorize import RewardFactorization
 from preflm.factorize.model import model_id_of
 from preflm.serve import ServeSettings, create_app, store
+from preflm.serve import db as serve_db
+from preflm.serve.auth import Caller, hash_key
 from preflm.serve.core import FeatureBatcher
+from preflm.serve.routers import onboarding
 
 
 
@@ -134,13 +138,18 @@ def test_answer_errors_and_idempotent_retries(api):
 
 
 def test_concurrent_answers_of_one_user_are_all_kept(api):
-    """Many threads answer for one user at once (with some retried keys): every answer once, profile from all."""
-    user_id, _ = api.user()
+    """Many threads answer for one user at once (with some retried keys), half as the user (the route's
+    path: the key lookup locks the row) and half as the admin (locked by id): every answer once, profile
+    from all."""
+    user_id, key = api.user()
     service, engine = api.app.state.service, api.app.state.engine
     jobs = [(q, float(q % 2), f"key-{q}") for q in range(16)] * 2
+    as_user = Caller(False, hash_key(key))
 
     def submit(job):
         question, label, idem = job
+        if question % 2:
+            return onboarding._answer(engine, service, as_user, user_id, question, label, idem, 100)
         return store.record_answer(engine, service, user_id, question, label, idem, max_answers=100)
 
     with ThreadPoolExecutor(8) as pool:
@@ -150,6 +159,25 @@ def test_concurrent_answers_of_one_user_are_all_kept(api):
     assert sorted(answered) == list(range(16)) and profile.n_answers == 16
     expected, _ = service.model.fit_users(service.z[np.arange(16)], np.arange(16) % 2.0)
     np.testing.assert_allclose(profile.weights, expected, rtol=1e-6)
+
+
+def test_a_pooled_connection_the_server_dropped_is_replaced_before_use(tmp_path, monkeypatch):
+    """Server connections idle for a while are tested before use, so a dropped one costs no failed request."""
+    if not os.environ.get(POSTGRES_ENV):
+        pytest.skip(f"{POSTGRES_ENV} not set")
+    with database_url("postgres", tmp_path) as url:
+        engine, admin = serve_db.make_engine(url), serve_db.make_engine(url)
+        try:
+            with engine.connect() as conn:
+                pid = conn.exec_driver_sql("SELECT pg_backend_pid()").scalar()
+            with admin.connect() as conn:
+                assert conn.exec_driver_sql(f"SELECT pg_terminate_backend({int(pid)})").scalar()
+            monkeypatch.setattr(serve_db, "PING_AFTER_IDLE_S", 0.0)
+            with engine.connect() as conn:
+                assert conn.exec_driver_sql("SELECT pg_backend_pid()").scalar() != pid
+        finally:
+            engine.dispose()
+            admin.dispose()
 
 
 def test_score_uses_the_callers_profile(api):

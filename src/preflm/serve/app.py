@@ -19,7 +19,7 @@ from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
 
 from preflm.serve import metrics, store
 from preflm.serve.core import PreferenceService
-from preflm.serve.db import make_engine, migrate
+from preflm.serve.db import close, make_engine, migrate
 from preflm.serve.routers import chat, health, onboarding, openrlhf, score, users, web
 from preflm.serve.settings import SETTINGS_ENV, ServeSettings
 
@@ -116,7 +116,7 @@ def create_app(settings: ServeSettings) -> FastAPI:
     async def lifespan(app: FastAPI):
         yield
         service.close()
-        engine.dispose()
+        close(engine)
 
     app = FastAPI(title="preflm", version="1", description=DESCRIPTION, lifespan=lifespan)
     app.state.settings, app.state.service, app.state.engine = settings, service, engine

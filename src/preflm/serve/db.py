@@ -4,26 +4,30 @@ SQLite: WAL journal (readers never wait for the writer), ``synchronous=NORMAL`` 
 survives a killed process; only an OS crash can lose the last ones), foreign keys on, and write
 transactions opened with ``BEGIN IMMEDIATE`` so two writers queue on the lock instead of deadlocking.
 PostgreSQL and other servers: plain transactions; answers lock their user row with ``SELECT ... FOR UPDATE``.
+Pooled connections are reused last-in first-out (a few stay hot) and tested with a round trip before use
+only after sitting idle (``PING_AFTER_IDLE_S``), not on every checkout as ``pool_pre_ping`` would.
 """
 
 from __future__ import annotations
 
+import asyncio
 import threading
+import time
 import weakref
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from importlib import resources
 from typing import Callable, Iterator, TypeVar
 
-import anyio
-import anyio.to_thread
-
 from sqlalchemy import Connection, Engine, create_engine, event, text
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import DisconnectionError
 
 T = TypeVar("T")
 WRITE_OPTION = "preflm_write"
 DB_THREADS = 8
-_LIMITERS: "weakref.WeakKeyDictionary[Engine, anyio.CapacityLimiter]" = weakref.WeakKeyDictionary()
+PING_AFTER_IDLE_S = 5.0
+_EXECUTORS: "weakref.WeakKeyDictionary[Engine, ThreadPoolExecutor]" = weakref.WeakKeyDictionary()
 _SQLITE_WRITERS: "weakref.WeakKeyDictionary[Engine, threading.Lock]" = weakref.WeakKeyDictionary()
 
 
@@ -35,7 +39,9 @@ def make_engine(url: str, pool_size: int = 16) -> Engine:
     """An engine for any SQLAlchemy URL, with the SQLite settings above when the URL is SQLite."""
     parsed = make_url(url)
     if parsed.get_backend_name() != "sqlite":
-        return create_engine(url, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True)
+        engine = create_engine(url, pool_size=pool_size, max_overflow=pool_size, pool_use_lifo=True)
+        _ping_after_idle(engine)
+        return engine
     if parsed.database in (None, "", ":memory:"):
         raise ValueError("the service needs an SQLite file (sqlite:///path.db), not an in-memory database")
     engine = create_engine(url, pool_size=pool_size, max_overflow=pool_size, connect_args={"timeout": 30, "check_same_thread": False})
@@ -56,6 +62,30 @@ def make_engine(url: str, pool_size: int = 16) -> Engine:
 
     _SQLITE_WRITERS[engine] = threading.Lock()
     return engine
+
+
+def _ping_after_idle(engine: Engine) -> None:
+    """Test a pooled connection before handing it out when it sat idle ``PING_AFTER_IDLE_S`` or longer,
+    and replace it when the test fails (the server restarted or dropped it meanwhile).
+
+    A busy server reuses its connections within milliseconds and pays no round trip for the test; a
+    connection that breaks while in use fails that request (503, retry) and SQLAlchemy then replaces
+    every connection of the pool that is older than the failure.
+    """
+
+    @event.listens_for(engine, "checkin")
+    def _on_checkin(dbapi_connection, record):
+        record.info["idle_since"] = time.monotonic()
+
+    @event.listens_for(engine, "checkout")
+    def _on_checkout(dbapi_connection, record, proxy):
+        since = record.info.get("idle_since")
+        if since is None or time.monotonic() - since < PING_AFTER_IDLE_S:
+            return
+        try:
+            engine.dialect.do_ping(dbapi_connection)
+        except engine.dialect.loaded_dbapi.Error as err:
+            raise DisconnectionError(f"pooled connection failed its test: {err}") from err
 
 
 @contextmanager
@@ -95,14 +125,24 @@ async def run_db(engine: Engine, function: Callable[..., T], *args) -> T:
     SQLite work runs inline on the event loop: it is in-process and takes tens of microseconds, and
     writers queue on a lock, so a thread hop (and the GIL hand-offs between many threads) would cost
     more than the work. Work on a database server waits on the network, so it runs in a small thread
-    pool (``DB_THREADS`` threads per process) and the loop serves other requests meanwhile.
+    pool (``DB_THREADS`` threads per process) and the loop serves other requests meanwhile; a plain
+    executor, whose hand-off costs less CPU than anyio's worker threads (no capacity limiter or cancel
+    scope per call). A route makes one such call per request (key lookup and its own work together).
     """
     if is_sqlite(engine):
         return function(*args)
-    limiter = _LIMITERS.get(engine)
-    if limiter is None:
-        limiter = _LIMITERS[engine] = anyio.CapacityLimiter(DB_THREADS)
-    return await anyio.to_thread.run_sync(function, *args, limiter=limiter)
+    executor = _EXECUTORS.get(engine)
+    if executor is None:
+        executor = _EXECUTORS[engine] = ThreadPoolExecutor(DB_THREADS, thread_name_prefix="preflm-db")
+    return await asyncio.get_running_loop().run_in_executor(executor, function, *args)
+
+
+def close(engine: Engine) -> None:
+    """Stop the engine's database threads (waiting for work in progress) and close its connections."""
+    executor = _EXECUTORS.pop(engine, None)
+    if executor is not None:
+        executor.shutdown(wait=True)
+    engine.dispose()
 
 
 def alembic_config():

@@ -1,9 +1,9 @@
 """Users, answers and profiles in the database; shared by the HTTP routers and ``preflm users``.
 
-``record_answer`` is the one write path of onboarding: it locks the user (row lock, or SQLite's write
-lock), stores the answer, refits the profile from every stored answer and commits, all in one
-transaction, so concurrent answers of one user are never lost and a replayed idempotency key is
-stored once.
+``record_answer`` (``answer_on`` inside a transaction the caller opened) is the one write path of
+onboarding: it locks the user (row lock, or SQLite's write lock), stores the answer, refits the profile
+from every stored answer and commits, all in one transaction, so concurrent answers of one user are
+never lost and a replayed idempotency key is stored once.
 """
 
 from __future__ import annotations
@@ -90,11 +90,6 @@ def _stored_profile(row, service: PreferenceService) -> Profile | None:
     return Profile(np.asarray(json.loads(row.weights)), np.asarray(json.loads(row.covariance)), row.n_answers, row.confidence)
 
 
-def _answers(conn: Connection, user_id: str) -> tuple[list[int], list[float]]:
-    rows = conn.execute(_ANSWERS, {"user_id": user_id}).all()
-    return [r.question_id for r in rows], [r.preference for r in rows]
-
-
 def _user_row(conn: Connection, user_id: str, lock: bool = False):
     row = conn.execute(_USER_BY_ID_LOCKED if lock else _USER_BY_ID, {"user_id": user_id}).first()
     if row is None:
@@ -102,24 +97,25 @@ def _user_row(conn: Connection, user_id: str, lock: bool = False):
     return row
 
 
-def load_profile(engine: Engine, service: PreferenceService, user_id: str, with_answers: bool = False, row=None):
-    """(profile, answered question ids or None); refit on the fly if the stored one is stale.
-
-    ``row``: the user's row when the caller already read it (the key lookup reads the caller's row), which
-    saves reading it again; it is used only when it is that user's row.
-    """
-    if row is not None and row.id != user_id:
-        row = None
-    profile = None if row is None else _stored_profile(row, service)
-    if profile is not None and not with_answers:
-        return profile, None
+def load_profile(engine: Engine, service: PreferenceService, user_id: str, with_answers: bool = False):
+    """(profile, answered question ids or None); refit on the fly if the stored one is stale."""
     with read_transaction(engine) as conn:
-        if row is None:
-            row = _user_row(conn, user_id)
-            profile = _stored_profile(row, service)
-        answered = None
-        if profile is None or with_answers:
-            answered, labels = _answers(conn, user_id)
+        return profile_on(conn, service, user_id, with_answers)
+
+
+def profile_on(conn: Connection, service: PreferenceService, user_id: str, with_answers: bool = False, row=None,
+               answers: list | None = None):
+    """:func:`load_profile` on an open connection. ``row`` (and ``answers``, rows with ``question_id`` and
+    ``preference``): the user's row (and answers) when the caller already read them (the key lookup reads
+    the caller's), which saves reading them again; used only when it is that user's row."""
+    if row is None or row.id != user_id:
+        row, answers = _user_row(conn, user_id), None
+    profile = _stored_profile(row, service)
+    answered = None
+    if profile is None or with_answers:
+        if answers is None:
+            answers = conn.execute(_ANSWERS, {"user_id": user_id}).all()
+        answered, labels = [r.question_id for r in answers], [r.preference for r in answers]
     if profile is None:
         profile = service.fit(answered, labels)
     return profile, answered
@@ -159,34 +155,45 @@ def record_answer(
     idempotency_key: str | None, max_answers: int, budget: int | None = None,
 ) -> AnswerResult:
     """Store one answer and refit the profile, atomically; a known idempotency key replays the first result."""
+    with write_transaction(engine) as conn:
+        return answer_on(conn, service, user_id, question_id, label, idempotency_key, max_answers, budget)
+
+
+def answer_on(
+    conn: Connection, service: PreferenceService, user_id: str, question_id: int, label: float,
+    idempotency_key: str | None, max_answers: int, budget: int | None = None, locked_row=None,
+) -> AnswerResult:
+    """:func:`record_answer` in an open write transaction (committed by the caller, which acknowledges
+    only after that). ``locked_row``: the user's row when the caller already read it ``FOR UPDATE`` in
+    this transaction; otherwise it is read and locked here."""
     if not 0 <= question_id < len(service.questions):
         raise NotFound(f"no question {question_id}: the question set has {len(service.questions)} (ids 0..{len(service.questions) - 1})")
-    with write_transaction(engine) as conn:
-        stored = _stored_profile(_user_row(conn, user_id, lock=True), service)
-        rows = conn.execute(_ANSWERS, {"user_id": user_id}).all()
-        ids, labels = [r.question_id for r in rows], [r.preference for r in rows]
-        earlier = next((r for r in rows if idempotency_key is not None and r.idempotency_key == idempotency_key), None)
-        if earlier is not None:
-            if earlier.question_id != question_id or earlier.preference != label:
-                raise Conflict("this Idempotency-Key was already used for a different answer")
-            profile = service.fit(ids, labels)
-            return AnswerResult(question_id, LABEL_NAMES[label], len(ids), profile.confidence,
-                                service.done(profile, len(ids), budget), True)
-        if question_id in ids:
-            raise Conflict(f"question {question_id} was already answered by this user")
-        if len(ids) >= max_answers:
-            raise Conflict(f"this user already gave the most answers the server keeps ({max_answers})")
-        conn.execute(_INSERT_ANSWER, {
-            "user_id": user_id, "question_id": question_id, "preference": label, "idempotency_key": idempotency_key,
-        })
-        ids, labels = ids + [question_id], labels + [label]
-        # Newton starts from the stored weights (the MAP of all answers but this one): fewer steps, same optimum.
-        profile = service.fit(ids, labels, init=None if stored is None else stored.weights)
-        conn.execute(_UPDATE_PROFILE, {
-            "user_id": user_id, "new_model_id": service.model_id, "new_weights": json.dumps(profile.weights.tolist()),
-            "new_covariance": json.dumps(profile.covariance.tolist()), "new_n_answers": len(ids),
-            "new_confidence": profile.confidence,
-        })
+    row = locked_row if locked_row is not None and locked_row.id == user_id else _user_row(conn, user_id, lock=True)
+    stored = _stored_profile(row, service)
+    rows = conn.execute(_ANSWERS, {"user_id": user_id}).all()
+    ids, labels = [r.question_id for r in rows], [r.preference for r in rows]
+    earlier = next((r for r in rows if idempotency_key is not None and r.idempotency_key == idempotency_key), None)
+    if earlier is not None:
+        if earlier.question_id != question_id or earlier.preference != label:
+            raise Conflict("this Idempotency-Key was already used for a different answer")
+        profile = service.fit(ids, labels)
+        return AnswerResult(question_id, LABEL_NAMES[label], len(ids), profile.confidence,
+                            service.done(profile, len(ids), budget), True)
+    if question_id in ids:
+        raise Conflict(f"question {question_id} was already answered by this user")
+    if len(ids) >= max_answers:
+        raise Conflict(f"this user already gave the most answers the server keeps ({max_answers})")
+    conn.execute(_INSERT_ANSWER, {
+        "user_id": user_id, "question_id": question_id, "preference": label, "idempotency_key": idempotency_key,
+    })
+    ids, labels = ids + [question_id], labels + [label]
+    # Newton starts from the stored weights (the MAP of all answers but this one): fewer steps, same optimum.
+    profile = service.fit(ids, labels, init=None if stored is None else stored.weights)
+    conn.execute(_UPDATE_PROFILE, {
+        "user_id": user_id, "new_model_id": service.model_id, "new_weights": json.dumps(profile.weights.tolist()),
+        "new_covariance": json.dumps(profile.covariance.tolist()), "new_n_answers": len(ids),
+        "new_confidence": profile.confidence,
+    })
     return AnswerResult(question_id, LABEL_NAMES[label], len(ids), profile.confidence,
                         service.done(profile, len(ids), budget), False)
 

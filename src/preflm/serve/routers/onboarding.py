@@ -1,13 +1,17 @@
-"""Onboarding: the next question (bandit rule + stopping rule), answers, the profile."""
+"""Onboarding: the next question (bandit rule + stopping rule), answers, the profile.
+
+Each route's database work (key lookup, permission check, then the user's data) is one function run by
+one :func:`run_db` call on one connection.
+"""
 
 from __future__ import annotations
 
 from fastapi import APIRouter, Depends, Header, Request, Response
 
 from preflm.serve import metrics, store
-from preflm.serve.auth import Principal, principal
+from preflm.serve.auth import Caller, caller
 from preflm.serve.core import PREFERENCE_LABELS
-from preflm.serve.db import run_db
+from preflm.serve.db import read_transaction, run_db, write_transaction
 from preflm.serve.routers.common import UserPath, engine, errors, service, settings
 from preflm.serve.schemas import AnswerIn, AnswerOut, ProfileOut, Question
 
@@ -15,11 +19,10 @@ router = APIRouter(prefix="/v1/users/{user_id}", tags=["onboarding"])
 
 
 @router.post("/questions/next", response_model=Question, responses=errors(403, 404))
-async def next_question(request: Request, user_id: str = UserPath, who: Principal = Depends(principal)) -> Question:
+async def next_question(request: Request, user_id: str = UserPath, who: Caller = Depends(caller)) -> Question:
     """The most informative unanswered question for this user, or ``done`` once the profile is confident."""
-    who.require_access(user_id)
     svc, db = service(request), engine(request)
-    profile, answered = await run_db(db, store.load_profile, db, svc, user_id, True, who.row)
+    profile, answered = await run_db(db, _profile, db, svc, who, user_id, True)
     index = svc.next_question(profile, answered)
     if index is None:
         return Question(done=True, confidence=profile.confidence, answers=len(answered))
@@ -40,12 +43,11 @@ async def answer(
         None, alias="Idempotency-Key", max_length=200, pattern=r"^[!-~]+$",
         description="Retries with the same key store the answer once (printable ASCII, at most 200).",
     ),
-    who: Principal = Depends(principal),
+    who: Caller = Depends(caller),
 ) -> AnswerOut:
     """Store an answer; acknowledged only after it is committed together with the refit profile."""
-    who.require_access(user_id)
     db = engine(request)
-    result = await run_db(db, store.record_answer, db, service(request), user_id, body.question_id,
+    result = await run_db(db, _answer, db, service(request), who, user_id, body.question_id,
                           PREFERENCE_LABELS[body.preference], idempotency_key, settings(request).max_answers)
     if result.replayed:
         response.status_code = 200
@@ -55,12 +57,30 @@ async def answer(
 
 
 @router.get("/profile", response_model=ProfileOut, responses=errors(403, 404))
-async def profile(request: Request, user_id: str = UserPath, who: Principal = Depends(principal)) -> ProfileOut:
+async def profile(request: Request, user_id: str = UserPath, who: Caller = Depends(caller)) -> ProfileOut:
     """The user's weights, their covariance, answer count and confidence, and the model they belong to."""
-    who.require_access(user_id)
     svc, db = service(request), engine(request)
-    prof, _ = await run_db(db, store.load_profile, db, svc, user_id, False, who.row)
+    prof, _ = await run_db(db, _profile, db, svc, who, user_id, False)
     return ProfileOut(
         user_id=user_id, model_id=svc.model_id, weights=prof.weights.tolist(), covariance=prof.covariance.tolist(),
         answers=prof.n_answers, confidence=prof.confidence, done=svc.done(prof, prof.n_answers),
     )
+
+
+def _profile(db, svc, key: Caller, user_id: str, with_answers: bool):
+    """Key lookup (401; for a user key it reads their answers in the same query), permission (403, before
+    anything about another ``user_id`` is read), then the profile."""
+    with read_transaction(db) as conn:
+        who = key.principal(conn, with_answers=with_answers)
+        who.require_access(user_id)
+        return store.profile_on(conn, svc, user_id, with_answers, who.row, who.answers)
+
+
+def _answer(db, svc, key: Caller, user_id: str, question_id: int, label: float, idempotency_key, max_answers: int):
+    """Key lookup (401) and permission (403) inside the answer's write transaction; a user answering for
+    themself has their row locked by the key lookup itself."""
+    with write_transaction(db) as conn:
+        who = key.principal(conn, lock=True)
+        who.require_access(user_id)
+        return store.answer_on(conn, svc, user_id, question_id, label, idempotency_key, max_answers,
+                               locked_row=who.row)

@@ -6,8 +6,8 @@ import numpy as np
 from fastapi import APIRouter, Depends, HTTPException, Request
 
 from preflm.serve import store
-from preflm.serve.db import run_db
-from preflm.serve.auth import Principal, principal
+from preflm.serve.auth import Caller, Principal, caller
+from preflm.serve.db import read_transaction, run_db
 from preflm.serve.routers.common import engine, errors, service
 from preflm.serve.schemas import ScoreIn, ScoreOut
 
@@ -25,11 +25,18 @@ def target_user(who: Principal, named: str | None) -> str:
 
 
 @router.post("/v1/score", response_model=ScoreOut, responses=errors(400, 403, 404))
-async def score(request: Request, body: ScoreIn, who: Principal = Depends(principal)) -> ScoreOut:
+async def score(request: Request, body: ScoreIn, who: Caller = Depends(caller)) -> ScoreOut:
     """r_u = lambda_u . phi(prompt, response) for each response, and the index of the best."""
-    user_id = target_user(who, body.user_id)
     svc, db = service(request), engine(request)
-    profile, _ = await run_db(db, store.load_profile, db, svc, user_id, False, who.row)
+    profile = await run_db(db, _profile_of, db, svc, who, body.user_id)
     phi = await svc.base_rewards_async([body.prompt] * len(body.responses), body.responses)
     rewards = phi @ profile.weights
     return ScoreOut(rewards=rewards.tolist(), best=int(np.argmax(rewards)))
+
+
+def _profile_of(db, svc, key: Caller, named: str | None):
+    """Key lookup, permission and the target's profile on one connection (the caller's own profile is on
+    the row the key lookup read: one query)."""
+    with read_transaction(db) as conn:
+        who = key.principal(conn)
+        return store.profile_on(conn, svc, target_user(who, named), False, who.row)[0]
