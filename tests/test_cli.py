@@ -339,3 +339,16 @@ def test_onboard_refuses_answers_of_someone_else(tmp_path):
                                  "--profiles-dir", str(tmp_path / "p")])
     assert result.exit_code == 2 and "not of 'alice'" in result.output
     assert not (tmp_path / "p" / "alice.json").exists()
+
+
+def test_train_says_which_svd_initialization_it_kept(tmp_path):
+    data = tmp_path / "answers.jsonl"
+    make_dataset(data)
+    common = ["train", str(data), "--featurizer", "stats", "--n-factors", "2", "--max-steps", "50"]
+    auto = runner.invoke(app, [*common, "--output-dir", str(tmp_path / "auto")])
+    assert auto.exit_code == 0, auto.output
+    assert re.search(r"SVD initialization (on|off) \(held-out accuracy on [01]\.\d+, off [01]\.\d+\)", auto.output)
+    off = runner.invoke(app, [*common, "--output-dir", str(tmp_path / "off"), "--svd-init", "off"])
+    assert off.exit_code == 0 and "SVD initialization" not in off.output
+    bad = runner.invoke(app, [*common, "--output-dir", str(tmp_path / "bad"), "--svd-init", "maybe"])
+    assert bad.exit_code != 0 and "on, off or auto" in bad.output and "Traceback" not in bad.output

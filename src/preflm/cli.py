@@ -305,6 +305,9 @@ def train(
         _fail(str(err))
     model = pref.reward_model
     console.print(f"held-out accuracy on seen users: {model.validation_accuracy_:.3f} (step {model.best_step_})")
+    if len(model.svd_init_selection_) > 1:
+        tried = ", ".join(f"{k} {v['validation_accuracy']:.3f}" for k, v in model.svd_init_selection_.items())
+        console.print(f"SVD initialization {'on' if model.svd_init_used_ else 'off'} (held-out accuracy {tried})")
     console.print(f"saved model to {output_dir}")
 
 
