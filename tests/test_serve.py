@@ -21,6 +21,7 @@ from preflm.serve import ServeSettings, create_app, store
 from preflm.serve import db as serve_db
 from preflm.serve.auth import Caller, hash_key
 from preflm.serve.core import FeatureBatcher
+from preflm.serve.errors import Unavailable
 from preflm.serve.routers import onboarding
 
 
@@ -427,7 +428,7 @@ def test_feature_batcher_passes_errors_to_every_caller():
         raise RuntimeError("featurizer broke")
 
     batcher = FeatureBatcher(embed)
-    with pytest.raises(RuntimeError, match="featurizer broke"):
+    with pytest.raises(Unavailable, match="featurizer failed: RuntimeError: featurizer broke"):
         batcher.base_rewards(["p"], ["r"])
     batcher.close()
 

@@ -2,7 +2,8 @@
 
 Every request goes through one ASGI middleware that enforces the body-size limit (413) and records
 Prometheus metrics; errors the caller caused answer 4xx with ``{"detail": ...}``, a database that is
-down or busy answers 503, a failing generator 502.
+down or busy (a row lock held past ``lock_timeout``, no pooled connection free), a featurizer that failed
+or timed out, and a service shutting down answer 503 naming the cause; a failing generator 502.
 """
 
 from __future__ import annotations
@@ -16,16 +17,21 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 from fastapi.staticfiles import StaticFiles
 from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 
 from preflm.serve import metrics, store
 from preflm.serve.core import PreferenceService
 from preflm.serve.db import close, make_engine, migrate
+from preflm.serve.errors import Unavailable
 from preflm.serve.routers import chat, health, onboarding, openrlhf, score, users, web
 from preflm.serve.settings import SETTINGS_ENV, ServeSettings
 
 DESCRIPTION = """Personalized rewards with reward factorization (PReF): onboard a user with a few pairwise
 questions, then score or generate answers with their reward. Authenticate with `Authorization: Bearer <key>`
 (the admin key from `PREFLM_ADMIN_KEY`, or a user's key from `POST /v1/users`)."""
+
+
+LOCK_NOT_AVAILABLE = "55P03"  # PostgreSQL's SQLSTATE when lock_timeout expires
 
 
 class LimitAndMeasure:
@@ -106,7 +112,7 @@ def create_app(settings: ServeSettings) -> FastAPI:
         settings.model_dir, questions, settings.budget, settings.target_confidence,
         window_s=settings.batch_window_ms / 1000, max_batch_texts=settings.max_batch_texts, on_batch=metrics.record_batch,
     )
-    engine = make_engine(settings.db_url)
+    engine = make_engine(settings.db_url, lock_timeout_ms=settings.db_lock_timeout_ms)
     if settings.migrate:
         migrate(engine)
     store.check_question_set(engine, service.question_hash)
@@ -136,13 +142,26 @@ def create_app(settings: ServeSettings) -> FastAPI:
             return web.error_page(request, web.PageError(err.status, "Not possible", err.message))
         return JSONResponse({"detail": err.message}, status_code=err.status)
 
+    def _unavailable(request: Request, detail: str):
+        if _wants_html(request):
+            return web.error_page(request, web.PageError(503, "Busy", "The server is busy or its database is down. "
+                                                                       "Your earlier answers are saved; try again in a moment."))
+        return JSONResponse({"detail": detail}, 503, headers={"Retry-After": "1"})
+
     @app.exception_handler(OperationalError)
     async def _database_down(request: Request, err: OperationalError):
-        if _wants_html(request):
-            return web.error_page(request, web.PageError(503, "Busy", "The server's database is busy or down. "
-                                                                       "Your earlier answers are saved; try again in a moment."))
-        return JSONResponse({"detail": f"database unavailable or busy, retry: {type(err.orig).__name__}"}, 503,
-                            headers={"Retry-After": "1"})
+        if getattr(err.orig, "sqlstate", None) == LOCK_NOT_AVAILABLE:
+            return _unavailable(request, f"database busy: a row this request needs stayed locked by another transaction "
+                                         f"for longer than lock_timeout ({settings.db_lock_timeout_ms} ms); retry")
+        return _unavailable(request, f"database unavailable or busy, retry: {type(err.orig).__name__}")
+
+    @app.exception_handler(PoolTimeout)
+    async def _pool_exhausted(request: Request, err: PoolTimeout):
+        return _unavailable(request, "database busy: no pooled connection became free in time (pool exhausted); retry")
+
+    @app.exception_handler(Unavailable)
+    async def _service_unavailable(request: Request, err: Unavailable):
+        return _unavailable(request, err.message)
 
     @app.exception_handler(IntegrityError)
     async def _conflict(request: Request, err: IntegrityError):

@@ -23,6 +23,7 @@ import pandas as pd
 from preflm.factorize import RewardFactorization
 from preflm.onboard import BanditSelector
 from preflm.onboard.journal import pool_fingerprint
+from preflm.serve.errors import Unavailable
 
 PREFERENCE_LABELS = {"a": 1.0, "b": 0.0, "tie": 0.5}
 LABEL_NAMES = {value: name for name, value in PREFERENCE_LABELS.items()}
@@ -38,6 +39,7 @@ class FeatureBatcher:
 
     Callers block on :meth:`base_rewards`; one worker thread waits up to ``window_s`` for more requests
     (at most ``max_texts`` texts), embeds them all at once and hands each caller its rows of phi.
+    After :meth:`close`, submitting (and any request still queued) fails at once with :class:`Unavailable`.
     """
 
     def __init__(
@@ -49,21 +51,34 @@ class FeatureBatcher:
     ):
         self.embed, self.window_s, self.max_texts, self.on_batch = embed, window_s, max_texts, on_batch
         self._queue: queue.Queue = queue.Queue()
+        self._closed = False
         self._thread = threading.Thread(target=self._run, name="preflm-featurizer", daemon=True)
         self._thread.start()
 
     def submit(self, prompts: Sequence[str], responses: Sequence[str]) -> Future:
         """Queue texts; the future resolves to their phi (async callers await it without holding a thread)."""
+        if self._closed:
+            raise Unavailable("the featurizer is shut down (the service is stopping)")
         future: Future = Future()
         self._queue.put((list(prompts), list(responses), future))
         return future
 
     def base_rewards(self, prompts: Sequence[str], responses: Sequence[str], timeout: float = 120.0) -> np.ndarray:
-        return self.submit(prompts, responses).result(timeout=timeout)
+        """phi of the texts; :class:`Unavailable` when the featurizer fails or takes over ``timeout`` seconds."""
+        return wait_for_features(self.submit(prompts, responses), timeout)
 
     def close(self) -> None:
+        """Stop the worker after the batch in progress; requests still queued fail with :class:`Unavailable`."""
+        self._closed = True
         self._queue.put(None)
         self._thread.join(timeout=5)
+        while True:
+            try:
+                item = self._queue.get_nowait()
+            except queue.Empty:
+                return
+            if item is not None and item[2].set_running_or_notify_cancel():
+                item[2].set_exception(Unavailable("the featurizer is shut down (the service is stopping)"))
 
     def _run(self) -> None:
         while True:
@@ -108,6 +123,19 @@ class FeatureBatcher:
         for item in batch:
             item[2].set_result(phi[offset : offset + len(item[0])])
             offset += len(item[0])
+
+
+def wait_for_features(future: Future, timeout: float) -> np.ndarray:
+    """The batcher's answer, with its failures as :class:`Unavailable` (the app answers 503)."""
+    try:
+        return future.result(timeout=timeout)
+    except TimeoutError:
+        future.cancel()
+        raise Unavailable(f"the featurizer did not answer within {timeout:g} s (overloaded); retry") from None
+    except Unavailable:
+        raise
+    except Exception as err:
+        raise Unavailable(f"the featurizer failed: {type(err).__name__}: {err}") from err
 
 
 def quiet_featurizer(featurizer):
@@ -200,7 +228,14 @@ class PreferenceService:
 
     async def base_rewards_async(self, prompts: Sequence[str], responses: Sequence[str], timeout: float = 120.0) -> np.ndarray:
         """As :meth:`base_rewards`, for async routes: the event loop serves other requests meanwhile."""
-        return await asyncio.wait_for(asyncio.wrap_future(self.batcher.submit(prompts, responses)), timeout)
+        try:
+            return await asyncio.wait_for(asyncio.wrap_future(self.batcher.submit(prompts, responses)), timeout)
+        except TimeoutError:
+            raise Unavailable(f"the featurizer did not answer within {timeout:g} s (overloaded); retry") from None
+        except Unavailable:
+            raise
+        except Exception as err:
+            raise Unavailable(f"the featurizer failed: {type(err).__name__}: {err}") from err
 
     def close(self) -> None:
         self.batcher.close()

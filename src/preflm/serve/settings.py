@@ -22,6 +22,7 @@ class ServeSettings:
 
     ``budget`` and ``target_confidence`` are the onboarding stopping rule: a user is done after ``budget``
     answers, or earlier once ``confidence`` (1 - posterior sd / prior sd of their weights) reaches the target.
+``db_lock_timeout_ms``: how long a PostgreSQL statement waits for a row lock before the request fails with 503.
     """
 
     model_dir: str
@@ -37,6 +38,7 @@ class ServeSettings:
     batch_window_ms: float = 2.0
     max_batch_texts: int = 512
     generator_timeout_s: float = 60.0
+    db_lock_timeout_ms: int = 5000
     migrate: bool = True
 
     def __post_init__(self):
@@ -46,6 +48,8 @@ class ServeSettings:
             raise ValueError(f"target_confidence must lie in (0, 1], got {self.target_confidence}")
         if self.chat_candidates < 1:
             raise ValueError(f"chat_candidates must be at least 1, got {self.chat_candidates}")
+        if self.db_lock_timeout_ms < 0:
+            raise ValueError(f"db_lock_timeout_ms must be 0 (no limit) or more, got {self.db_lock_timeout_ms}")
         if self.max_body_bytes < 1024:
             raise ValueError(f"max_body_bytes must be at least 1024, got {self.max_body_bytes}")
 

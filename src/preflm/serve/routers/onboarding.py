@@ -1,7 +1,9 @@
 """Onboarding: the next question (bandit rule + stopping rule), answers, the profile.
 
 Each route's database work (key lookup, permission check, then the user's data) is one function run by
-one :func:`run_db` call on one connection.
+one :func:`run_db` call. An answer checks the key (401) and permission (403) with a plain read before it
+opens its write transaction, so bogus or foreign keys never queue for the write lock; on SQLite that read
+runs inline and the write on the writer thread (two calls), on a server both run in one thread hop.
 """
 
 from __future__ import annotations
@@ -11,7 +13,7 @@ from fastapi import APIRouter, Depends, Header, Request, Response
 from preflm.serve import metrics, store
 from preflm.serve.auth import Caller, caller
 from preflm.serve.core import PREFERENCE_LABELS
-from preflm.serve.db import read_transaction, run_db, write_transaction
+from preflm.serve.db import is_sqlite, read_transaction, run_db, write_transaction
 from preflm.serve.routers.common import UserPath, engine, errors, service, settings
 from preflm.serve.schemas import AnswerIn, AnswerOut, ProfileOut, Question
 
@@ -47,8 +49,13 @@ async def answer(
 ) -> AnswerOut:
     """Store an answer; acknowledged only after it is committed together with the refit profile."""
     db = engine(request)
-    result = await run_db(db, _answer, db, service(request), who, user_id, body.question_id,
-                          PREFERENCE_LABELS[body.preference], idempotency_key, settings(request).max_answers)
+    args = (db, service(request), who, user_id, body.question_id, PREFERENCE_LABELS[body.preference], idempotency_key,
+            settings(request).max_answers)
+    if is_sqlite(db):
+        await run_db(db, _check_access, db, who, user_id)
+        result = await run_db(db, _answer, *args, write=True)
+    else:
+        result = await run_db(db, _check_and_answer, *args)
     if result.replayed:
         response.status_code = 200
     else:
@@ -76,9 +83,22 @@ def _profile(db, svc, key: Caller, user_id: str, with_answers: bool):
         return store.profile_on(conn, svc, user_id, with_answers, who.row, who.answers)
 
 
+def _check_access(db, key: Caller, user_id: str) -> None:
+    """Key lookup (401) and permission (403) on a read: refusals take no write lock."""
+    if key.is_admin:
+        return
+    with read_transaction(db) as conn:
+        key.principal(conn).require_access(user_id)
+
+
+def _check_and_answer(db, svc, key: Caller, user_id: str, *rest):
+    _check_access(db, key, user_id)
+    return _answer(db, svc, key, user_id, *rest)
+
+
 def _answer(db, svc, key: Caller, user_id: str, question_id: int, label: float, idempotency_key, max_answers: int):
-    """Key lookup (401) and permission (403) inside the answer's write transaction; a user answering for
-    themself has their row locked by the key lookup itself."""
+    """Key lookup (401) and permission (403) again inside the answer's write transaction (a key deleted
+    since the check is refused); a user answering for themself has their row locked by the lookup itself."""
     with write_transaction(db) as conn:
         who = key.principal(conn, lock=True)
         who.require_access(user_id)
