@@ -466,3 +466,6 @@ def test_serve_command_explains_what_is_missing(serve_model, tmp_path):
     assert no_model.exit_code == 2 and "model.safetensors" in no_model.output
     memory = runner.invoke(cli, ["serve", "--reward-model", str(serve_model[0]), "--questions", str(serve_model[1]), "--db", "sqlite://"])
     assert memory.exit_code == 2 and "SQLite file" in memory.output
+    negative = runner.invoke(cli, ["serve", "--reward-model", str(serve_model[0]), "--questions", str(serve_model[1]),
+                                   "--db", f"sqlite:///{tmp_path / 'y.db'}", "--lock-timeout-ms", "-1"])
+    assert negative.exit_code == 2 and "db_lock_timeout_ms" in negative.output and "Traceback" not in negative.output

@@ -885,6 +885,9 @@ def serve(
     target_confidence: float = typer.Option(0.9, help="Onboarding stops earlier once a profile's confidence reaches this."),
     num_candidates: int = typer.Option(4, "--num-candidates", "-n", help="Candidates drawn per chat completion (best-of-n)."),
     log_level: str = typer.Option("info", help="uvicorn log level (warning keeps load tests quiet)."),
+    lock_timeout_ms: int = typer.Option(
+        5000, help="PostgreSQL: how long an answer waits for its user's row lock before a 503 (0: no limit)."
+    ),
 ) -> None:
     """Run the HTTP service: onboarding, scoring, OpenAI-compatible chat and an OpenRLHF reward endpoint."""
     import os
@@ -906,7 +909,7 @@ def serve(
         settings = ServeSettings(
             model_dir=str(reward_model), questions=str(questions), db_url=db or default_db_url(),
             generator=model_name_or_path, budget=budget, target_confidence=target_confidence,
-            chat_candidates=num_candidates,
+            chat_candidates=num_candidates, db_lock_timeout_ms=lock_timeout_ms,
         )
         model_id_of(reward_model)  # a missing or broken model fails here, before any worker starts
         question_hash = question_set_hash(load_questions(questions))

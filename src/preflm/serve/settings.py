@@ -22,7 +22,7 @@ class ServeSettings:
 
     ``budget`` and ``target_confidence`` are the onboarding stopping rule: a user is done after ``budget``
     answers, or earlier once ``confidence`` (1 - posterior sd / prior sd of their weights) reaches the target.
-``db_lock_timeout_ms``: how long a PostgreSQL statement waits for a row lock before the request fails with 503.
+    ``db_lock_timeout_ms``: how long a PostgreSQL statement waits for a row lock before the request fails with 503.
     """
 
     model_dir: str
