@@ -91,7 +91,9 @@ def test_auto_svd_init_keeps_the_run_with_better_held_out_accuracy(planted, tmp_
     assert kept.validation_accuracy_ >= other.validation_accuracy_
     assert np.array_equal(auto.user_weights_, kept.user_weights_)
     auto.save(tmp_path / "m")
-    assert RewardFactorization.load(tmp_path / "m").svd_init_selection_ == auto.svd_init_selection_
+    loaded = RewardFactorization.load(tmp_path / "m")
+    assert loaded.svd_init_selection_ == auto.svd_init_selection_
+    assert loaded.svd_init_used_ == auto.svd_init_used_
 
 
 @pytest.mark.parametrize("value, parsed", [("on", True), ("OFF", False), ("auto", "auto"), (True, True), (False, False)])

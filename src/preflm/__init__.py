@@ -6,7 +6,7 @@ The names a user needs are importable from here (loaded on first use, so ``impor
 ``preflm --version`` stay fast).
 """
 
-from importlib import import_module
+from preflm._lazy import lazy_exports
 
 __version__ = "0.1.0"
 
@@ -30,15 +30,4 @@ _EXPORTS = {
 }
 
 __all__ = ["__version__", *_EXPORTS]
-
-
-def __getattr__(name: str):
-    if name in _EXPORTS:
-        value = getattr(import_module(_EXPORTS[name]), name)
-        globals()[name] = value
-        return value
-    raise AttributeError(f"module 'preflm' has no attribute {name!r}")
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(_EXPORTS))
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS, globals())

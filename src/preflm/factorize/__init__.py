@@ -3,7 +3,7 @@
 Names load on first use, so reading a config (``preflm --help``) does not import torch.
 """
 
-from importlib import import_module
+from preflm._lazy import lazy_exports
 
 _EXPORTS = {
     "BackboneConfig": "preflm.factorize.backbone",
@@ -21,15 +21,4 @@ _EXPORTS = {
 }
 
 __all__ = sorted(_EXPORTS)
-
-
-def __getattr__(name: str):
-    if name in _EXPORTS:
-        value = getattr(import_module(_EXPORTS[name]), name)
-        globals()[name] = value
-        return value
-    raise AttributeError(f"module 'preflm.factorize' has no attribute {name!r}")
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(_EXPORTS))
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS, globals())

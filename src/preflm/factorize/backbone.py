@@ -608,6 +608,7 @@ class _BackboneTrainer:
         model.best_step_ = self.last_step
         model.validation_accuracy_ = self.history[-1]["val_accuracy"] if self.history else float("nan")
         model.history_ = list(self.history)
+        model.svd_init_used_ = True  # end-to-end training starts from the SVD factors
         model.prior_mean_, model.prior_cov_ = population_prior(model.user_weights_)
         if accelerator.is_main_process:
             model.save(self.output_dir)

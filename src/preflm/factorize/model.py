@@ -126,6 +126,8 @@ class RewardFactorization:
         self.allow_download = False
         self.head_: torch.nn.Module | None = None
         self.history_: list[dict] = []
+        self.svd_init_used_: bool | None = None
+        self.svd_init_selection_: dict = {}
 
     def _check_fitted(self) -> None:
         if self.head_ is None:
@@ -425,7 +427,8 @@ class RewardFactorization:
             **self._identity(),
             "best_step": int(self.best_step_),
             "validation_accuracy": self.validation_accuracy_,
-            "svd_init_selection": getattr(self, "svd_init_selection_", {}),
+            "svd_init_used": self.svd_init_used_,
+            "svd_init_selection": self.svd_init_selection_,
             "history": self.history_,
         }
         directory.parent.mkdir(parents=True, exist_ok=True)
@@ -533,6 +536,7 @@ class RewardFactorization:
         model.best_step_ = meta.get("best_step", 0)
         model.validation_accuracy_ = meta.get("validation_accuracy", float("nan"))
         model.history_ = meta.get("history", [])
+        model.svd_init_used_ = meta.get("svd_init_used", config.svd_init if isinstance(config.svd_init, bool) else None)
         model.svd_init_selection_ = meta.get("svd_init_selection", {})
         recorded = meta.get("model_id")
         if recorded is not None and recorded != model.model_id:

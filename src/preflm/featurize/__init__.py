@@ -2,6 +2,7 @@
 
 from importlib import import_module
 
+from preflm._lazy import lazy_exports
 from preflm.featurize.base import ConcatFeaturizer, Featurizer, build_featurizer, register_featurizer
 
 _EXPORTS = {
@@ -15,14 +16,7 @@ _EXPORTS = {
     "TextStatsFeaturizer": "preflm.featurize.text_stats",
 }
 """Loaded on first use, so reading ``DEFAULT_FEATURIZER`` (``preflm --help``) does not import torch."""
-
-
-def __getattr__(name: str):
-    if name in _EXPORTS:
-        value = getattr(import_module(_EXPORTS[name]), name)
-        globals()[name] = value
-        return value
-    raise AttributeError(f"module 'preflm.featurize' has no attribute {name!r}")
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS, globals())
 
 
 DEFAULT_FEATURIZER = "ngrams+stats"
@@ -81,10 +75,6 @@ def register_builtin_featurizers() -> None:
     """Import every built-in featurizer module, so each registers its spec type for :func:`build_featurizer`."""
     for module in sorted(set(_EXPORTS.values())):
         import_module(module)
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(_EXPORTS))
 
 
 __all__ = [

@@ -48,10 +48,8 @@ def best_of_n(model, weights: np.ndarray, prompt: str, candidates: Sequence[str]
             raise ValueError(f"candidate {index} is empty or whitespace only; remove it before ranking")
     if not np.isfinite(np.asarray(weights, dtype=np.float64)).all():
         raise ValueError("the user's weights hold NaN or inf; onboard this user again")
-    if progress and len(candidates) > PROGRESS_CHUNK:
-        scores = model.rewards([prompt] * len(candidates), list(candidates), weights, PROGRESS_CHUNK, progress=True)
-    else:
-        scores = model.rewards([prompt] * len(candidates), list(candidates), weights)
+    chunks = {"chunk_size": PROGRESS_CHUNK, "progress": True} if progress and len(candidates) > PROGRESS_CHUNK else {}
+    scores = model.rewards([prompt] * len(candidates), list(candidates), weights, **chunks)
     if not np.isfinite(scores).all():
         raise ValueError(f"{int(np.sum(~np.isfinite(scores)))} candidate reward(s) are NaN or inf: check the model's featurizer")
     return Ranking(prompt, list(candidates), scores, np.argsort(-scores, kind="stable"))
