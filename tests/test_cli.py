@@ -352,3 +352,17 @@ def test_train_says_which_svd_initialization_it_kept(tmp_path):
     assert off.exit_code == 0 and "SVD initialization" not in off.output
     bad = runner.invoke(app, [*common, "--output-dir", str(tmp_path / "bad"), "--svd-init", "maybe"])
     assert bad.exit_code != 0 and "on, off or auto" in bad.output and "Traceback" not in bad.output
+
+
+def test_train_chooses_j_from_choices_and_says_so(tmp_path):
+    data = tmp_path / "answers.jsonl"
+    make_dataset(data)
+    common = ["train", str(data), "--featurizer", "stats", "--max-steps", "50", "--svd-init", "off"]
+    result = runner.invoke(app, [*common, "--output-dir", str(tmp_path / "m"), "--n-factors-choices", "1,2"])
+    assert result.exit_code == 0, result.output
+    said = re.search(r"J = ([12]) \(held-out accuracy of seen users refit from 10 answers: J=1 [01]\.\d+, J=2 [01]\.\d+\)", result.output)
+    assert said
+    saved = json.loads((tmp_path / "m" / "config.json").read_text())
+    assert saved["config"]["n_factors"] == int(said.group(1)) and set(saved["n_factors_selection"]) == {"1", "2"}
+    bad = runner.invoke(app, [*common, "--output-dir", str(tmp_path / "bad"), "--n-factors-choices", "two"])
+    assert bad.exit_code != 0 and "comma-separated whole numbers" in bad.output and "Traceback" not in bad.output

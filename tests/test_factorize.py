@@ -104,3 +104,32 @@ def test_svd_init_accepts_on_off_auto(value, parsed):
 def test_svd_init_refuses_other_values():
     with pytest.raises(ValueError, match="on, off or auto"):
         RewardFactorization(svd_init="sometimes")
+
+
+def test_n_factors_choices_keeps_the_j_that_few_answer_users_fit_best(planted, tmp_path):
+    settings = dict(head="linear", max_steps=150, svd_init="on", seed=2)
+    chosen = RewardFactorization(n_factors_choices="1,4,6", selection_answers=5, **settings).fit(
+        planted.features, planted.split.train, progress=False
+    )
+    selection = chosen.n_factors_selection_
+    assert set(selection) == {"1", "4", "6"}
+    assert all(0.0 <= entry["few_answer_accuracy"] <= 1.0 for entry in selection.values())
+    best = max((1, 4, 6), key=lambda j: (selection[str(j)]["few_answer_accuracy"], -j))
+    assert chosen.config.n_factors == best and chosen.user_weights_.shape[1] == best
+    # The planted problem has 4 base rewards: one factor cannot explain the answers.
+    assert selection["4"]["few_answer_accuracy"] > selection["1"]["few_answer_accuracy"] + 0.05
+    fixed = RewardFactorization(n_factors=best, **settings).fit(planted.features, planted.split.train, progress=False)
+    assert np.array_equal(chosen.user_weights_, fixed.user_weights_)
+    chosen.save(tmp_path / "m")
+    loaded = RewardFactorization.load(tmp_path / "m")
+    assert loaded.config.n_factors == best and loaded.n_factors_selection_ == selection
+    assert loaded.model_id == chosen.model_id
+
+
+def test_n_factors_choices_refuses_bad_values(planted):
+    with pytest.raises(ValueError, match="comma-separated whole numbers"):
+        RewardFactorization(n_factors_choices="4,six")
+    with pytest.raises(ValueError, match=">= 1"):
+        RewardFactorization(n_factors_choices="0,4")
+    with pytest.raises(ValueError, match="larger than the data supports"):
+        RewardFactorization(n_factors_choices="2,5000", max_steps=5).fit(planted.features, planted.split.train, progress=False)

@@ -308,6 +308,10 @@ def train(
     if len(model.svd_init_selection_) > 1:
         tried = ", ".join(f"{k} {v['validation_accuracy']:.3f}" for k, v in model.svd_init_selection_.items())
         console.print(f"SVD initialization {'on' if model.svd_init_used_ else 'off'} (held-out accuracy {tried})")
+    if model.n_factors_selection_:
+        tried = ", ".join(f"J={k} {v['few_answer_accuracy']:.3f}" for k, v in model.n_factors_selection_.items())
+        console.print(f"J = {model.config.n_factors} (held-out accuracy of seen users refit from "
+                      f"{model.config.selection_answers} answers: {tried})")
     console.print(f"saved model to {output_dir}")
 
 

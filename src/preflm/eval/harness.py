@@ -104,7 +104,10 @@ def pref_method(name: str = "pref", config: FactorizeConfig | None = None) -> Fe
     def fit(features, split, seed):
         model = RewardFactorization(replace(config, seed=seed)).fit(features, split.train, progress=False)
         users = LinearUsers(model.pair_differences(features, split.train.pairs), model.prior_mean_, model.prior_precision())
-        return users, {"validation_accuracy": model.validation_accuracy_, "svd_init_used": float(model.svd_init_used_)}
+        info = {"validation_accuracy": model.validation_accuracy_, "svd_init_used": float(model.svd_init_used_)}
+        if model.n_factors_selection_:
+            info["n_factors_used"] = float(model.config.n_factors)
+        return users, info
 
     return FewShotMethod(name, fit, supports_active=True)
 
@@ -205,6 +208,8 @@ def evaluate_methods(
                 bar.update(1)
         entry = {"train_seconds": float(np.mean(fit_seconds))}
         entry.update({key: float(np.mean([f[key] for f in fit_info])) for key in fit_info[0]})
+        if "n_factors_used" in fit_info[0]:
+            entry["n_factors_by_seed"] = [int(f["n_factors_used"]) for f in fit_info]
         info["fit"][method.name] = entry
     bar.close()
     return pd.concat(blocks, ignore_index=True), info

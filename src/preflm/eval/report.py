@@ -136,6 +136,8 @@ def write_report(results: dict, directory: str | Path, title: str, command: str,
         for name, value in validation.items():
             share = results["methods"][name].get("svd_init_used")
             kept = f" (SVD initialization kept in {share:.0%} of the seeds)" if share is not None else ""
+            chosen_j = results["methods"][name].get("n_factors_by_seed")
+            kept += f"; J chosen per seed: {', '.join(map(str, chosen_j))}" if chosen_j else ""
             lines.append(f"- {name}: {value:.3f}{kept}")
         lines.append("")
 

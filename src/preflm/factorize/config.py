@@ -38,6 +38,13 @@ class FactorizeConfig(ConfigDict):
     """
 
     n_factors: int = field(default=8, metadata={"help": "J, the number of base reward functions."})
+    n_factors_choices: str = field(
+        default="",
+        metadata={"help": "J values to choose from, e.g. 4,6,8 (empty: use n_factors): each is trained and the one "
+                  "whose seen users, refit from only selection_answers answers each, best predict their held-out "
+                  "prompts is kept, so J suits users who give few answers."},
+    )
+    selection_answers: int = field(default=10, metadata={"help": "Answers per seen user when choosing J from n_factors_choices."})
     head: str = field(default="mlp", metadata={"help": "mlp (one hidden layer, the default) or linear (as in the paper)."})
     hidden_size: int = field(default=128, metadata={"help": "Hidden units of the mlp head."})
     svd_init: bool | str = field(
@@ -59,6 +66,17 @@ class FactorizeConfig(ConfigDict):
     prior_strength: float = field(default=1.0, metadata={"help": "Scale of the population prior's precision for new users' weights."})
     seed: int = field(default=0, metadata={"help": "Random seed (initialization, held-out draw)."})
 
+    @property
+    def factor_choices(self) -> list[int]:
+        """The J values of ``n_factors_choices`` (sorted, unique), or [] when J is fixed."""
+        text = str(self.n_factors_choices).strip()
+        if not text:
+            return []
+        try:
+            return sorted({int(part) for part in text.split(",") if part.strip()})
+        except ValueError:
+            raise ValueError(f"n_factors_choices must be comma-separated whole numbers, e.g. 4,6,8, got {text!r}") from None
+
     def __post_init__(self) -> None:
         if isinstance(self.svd_init, str):
             named = {"on": True, "true": True, "off": False, "false": False, "auto": "auto"}
@@ -69,6 +87,11 @@ class FactorizeConfig(ConfigDict):
             raise ValueError(f"svd_init must be on, off or auto, got {self.svd_init!r}")
         if self.n_factors < 1:
             raise ValueError(f"n_factors must be >= 1, got {self.n_factors}")
+        choices = self.factor_choices
+        if any(j < 1 for j in choices):
+            raise ValueError(f"n_factors_choices must be whole numbers >= 1, got {self.n_factors_choices!r}")
+        if self.selection_answers < 1:
+            raise ValueError(f"selection_answers must be >= 1, got {self.selection_answers}")
         if self.head not in ("linear", "mlp"):
             raise ValueError(f"head must be 'linear' or 'mlp', got {self.head!r}")
         if self.l2 < 0:

@@ -16,6 +16,7 @@ import math
 import os
 import shutil
 import tempfile
+from dataclasses import replace
 from pathlib import Path
 from typing import Sequence
 
@@ -128,6 +129,7 @@ class RewardFactorization:
         self.history_: list[dict] = []
         self.svd_init_used_: bool | None = None
         self.svd_init_selection_: dict = {}
+        self.n_factors_selection_: dict = {}
 
     def _check_fitted(self) -> None:
         if self.head_ is None:
@@ -180,7 +182,7 @@ class RewardFactorization:
         features = np.asarray(features, dtype=np.float32)
         if features.shape[0] != answers.n_items:
             raise ValueError(f"features have {features.shape[0]} rows but the answers have {answers.n_items} items")
-        self._check_trainable(features, answers)
+        self._check_trainable(features, answers, max(cfg.factor_choices or [cfg.n_factors]))
         is_val = validation_mask(answers, cfg.val_fraction, cfg.seed, by=cfg.validation_by)
         if is_val.all():
             raise ValueError(
@@ -194,25 +196,25 @@ class RewardFactorization:
         self.feature_scale_ = torch.as_tensor(features.std(0) + 1e-6)
         x = self._standardize(features)
 
-        choices = [True, False] if cfg.svd_init == "auto" else [bool(cfg.svd_init)]
-        runs = {}
-        for use_svd in choices:
-            label = "training base rewards" + (f" (SVD init {'on' if use_svd else 'off'})" if len(choices) > 1 else "")
-            runs[use_svd] = self._train(x, answers, is_val, user_column, use_svd, progress, label)
-        # Best held-out accuracy (the held-out answers are whole prompts by default), then lower loss;
-        # on a tie the paper's SVD initialization is kept.
-        def rank_of(choice: bool) -> tuple[float, float]:
-            accuracy = runs[choice]["validation_accuracy"]
-            return (accuracy if math.isfinite(accuracy) else -1.0, -runs[choice]["best_validation_loss"])
-
-        chosen = max(choices, key=rank_of)
-        head, user_weights, run = runs[chosen]["head"], runs[chosen]["user_weights"], runs[chosen]
-        self.svd_init_used_ = chosen
-        self.svd_init_selection_ = {
-            ("on" if c else "off"): {"validation_accuracy": runs[c]["validation_accuracy"],
-                                     "validation_loss": runs[c]["best_validation_loss"], "best_step": runs[c]["best_step"]}
-            for c in choices
-        }
+        factor_choices = cfg.factor_choices
+        if not factor_choices:
+            fitted = self._fit_factors(cfg.n_factors, x, answers, is_val, user_column, progress)
+            self.n_factors_selection_ = {}
+        else:
+            fitted_by_j, self.n_factors_selection_ = {}, {}
+            for n_factors in factor_choices:
+                fitted_by_j[n_factors] = self._fit_factors(n_factors, x, answers, is_val, user_column, progress, f" J={n_factors}")
+                run = fitted_by_j[n_factors]["run"]
+                self.n_factors_selection_[str(n_factors)] = {
+                    "few_answer_accuracy": self._few_answer_accuracy(run, x, answers, is_val, user_column),
+                    "validation_accuracy": run["validation_accuracy"],
+                }
+            # Highest few-answer accuracy; a tie keeps the smaller J (fewer weights for a new user to learn).
+            best = max(factor_choices, key=lambda j: (self.n_factors_selection_[str(j)]["few_answer_accuracy"], -j))
+            fitted = fitted_by_j[best]
+            self.config.n_factors = best
+        head, user_weights, run = fitted["run"]["head"], fitted["run"]["user_weights"], fitted["run"]
+        self.svd_init_used_, self.svd_init_selection_ = fitted["svd_init_used"], fitted["svd_init_selection"]
         self.head_ = head.eval()
         self.user_weights_ = user_weights.detach().numpy().astype(np.float64)
         self.history_ = run["history"]
@@ -221,9 +223,75 @@ class RewardFactorization:
         self.prior_mean_, self.prior_cov_ = population_prior(self.user_weights_)
         return self
 
-    def _train(self, x, answers, is_val, user_column, use_svd: bool, progress: bool, description: str) -> dict:
-        """One training run of head and user weights (early stopping on the held-out answers ``is_val``)."""
+    def _fit_factors(self, n_factors, x, answers, is_val, user_column, progress, label_suffix="") -> dict:
+        """Train with J = ``n_factors``: with and without the SVD start under ``svd_init="auto"``, keeping the better."""
         cfg = self.config
+        choices = [True, False] if cfg.svd_init == "auto" else [bool(cfg.svd_init)]
+        runs = {}
+        for use_svd in choices:
+            label = "training base rewards" + label_suffix
+            label += f" (SVD init {'on' if use_svd else 'off'})" if len(choices) > 1 else ""
+            runs[use_svd] = self._train(x, answers, is_val, user_column, use_svd, progress, label, n_factors)
+
+        # Best held-out accuracy (the held-out answers are whole prompts by default), then lower loss;
+        # on a tie the paper's SVD initialization is kept.
+        def rank_of(choice: bool) -> tuple[float, float]:
+            accuracy = runs[choice]["validation_accuracy"]
+            return (accuracy if math.isfinite(accuracy) else -1.0, -runs[choice]["best_validation_loss"])
+
+        chosen = max(choices, key=rank_of)
+        selection = {
+            ("on" if c else "off"): {"validation_accuracy": runs[c]["validation_accuracy"],
+                                     "validation_loss": runs[c]["best_validation_loss"], "best_step": runs[c]["best_step"]}
+            for c in choices
+        }
+        return {"run": runs[chosen], "svd_init_used": chosen, "svd_init_selection": selection}
+
+    def _few_answer_accuracy(self, run, x, answers, is_val, user_column, draws: int = 8) -> float:
+        """Held-out accuracy of seen users whose weights are refit from only ``selection_answers`` answers each.
+
+        A new user gives about ten answers, so a J that fits seen users' hundreds of answers best can still
+        be too many weights to learn from ten; this scores each J the way new users meet it. For every
+        seen user: draw ``selection_answers`` of their training answers (``draws`` times), fit the weights
+        under the population prior of the run's seen users, and score the user's held-out-prompt answers.
+        """
+        cfg = self.config
+        with torch.no_grad():
+            phi = run["head"](x).double().numpy()
+        seen_weights = run["user_weights"].detach().double().numpy()
+        prior_mean, prior_cov = population_prior(seen_weights)
+        precision = cfg.prior_strength * np.linalg.inv(prior_cov)
+        z_all = phi[answers.pairs[answers.answer_pair, 0]] - phi[answers.pairs[answers.answer_pair, 1]]
+        column = user_column[answers.answer_user]
+        train = np.flatnonzero(~is_val & (answers.answer_value != 0.5))
+        held_out = np.flatnonzero(is_val)
+        n_users, k = seen_weights.shape[0], cfg.selection_answers
+        counts = np.bincount(column[train], minlength=n_users)
+        eligible = counts >= 1
+        if not held_out.size or not eligible.any():
+            return float("nan")
+        order = train[np.argsort(column[train], kind="stable")]
+        starts = np.concatenate([[0], np.cumsum(counts)[:-1]])
+        rng = np.random.default_rng(cfg.seed)
+        scores = []
+        for _ in range(draws):
+            # k of each user's answers, without repeats unless a user has fewer than k.
+            keys = rng.random((n_users, counts.max()))
+            keys[np.arange(counts.max())[None, :] >= counts[:, None]] = np.inf
+            offsets = np.argsort(keys, axis=1)[:, np.arange(k) % counts.max()] % np.maximum(counts, 1)[:, None]
+            picked = order[np.minimum(starts[:, None] + offsets, len(order) - 1)]
+            mask = np.broadcast_to(eligible[:, None], picked.shape).astype(float)
+            weights, _ = fit_user_weights(z_all[picked], answers.answer_value[picked], prior_mean, precision, mask=mask)
+            weights = np.where(eligible[:, None], weights, prior_mean)
+            logits = np.einsum("nj,nj->n", z_all[held_out], weights[column[held_out]])
+            scores.append(pairwise_accuracy(logits, answers.answer_value[held_out]))
+        return float(np.nanmean(scores))
+
+    def _train(
+        self, x, answers, is_val, user_column, use_svd: bool, progress: bool, description: str, n_factors: int
+    ) -> dict:
+        """One training run of head and user weights (early stopping on the held-out answers ``is_val``)."""
+        cfg = replace(self.config, n_factors=n_factors)
         torch.manual_seed(cfg.seed)
         n_users = int((user_column >= 0).sum())
         pair = torch.tensor(answers.answer_pair)
@@ -237,7 +305,7 @@ class RewardFactorization:
         head = make_head(cfg, x.shape[1])
         user_weights = torch.nn.Parameter(0.1 * torch.randn(n_users, cfg.n_factors))
         if use_svd:
-            self._svd_initialize(head, user_weights, x, answers, user_column, ~is_val)
+            self._svd_initialize(cfg, head, user_weights, x, answers, user_column, ~is_val)
         item_a, item_b = pairs[pair, 0], pairs[pair, 1]
         lam_l2 = torch.tensor(cfg.l2)
         parameters = list(head.parameters()) + [user_weights]
@@ -296,7 +364,7 @@ class RewardFactorization:
         run["validation_accuracy"] = next(h["val_accuracy"] for h in run["history"] if h["step"] == run["best_step"])
         return run
 
-    def _check_trainable(self, features: np.ndarray, answers: AnswerMatrix) -> None:
+    def _check_trainable(self, features: np.ndarray, answers: AnswerMatrix, n_factors: int) -> None:
         """Refuse data that cannot define J base rewards, with a message naming the problem.
 
         Needs: ``max_steps >= 1``; finite features; answers from at least two users (the prior for new
@@ -322,27 +390,26 @@ class RewardFactorization:
         decisive = int(np.sum(answers.answer_value != 0.5))
         if decisive == 0:
             raise ValueError(f"all {answers.n_answers} answers are ties: there is no preference to learn")
-        needed = MIN_ANSWERS_PER_FACTOR * cfg.n_factors
+        needed = MIN_ANSWERS_PER_FACTOR * n_factors
         if decisive < needed:
             raise ValueError(
-                f"fewer answers than needed: {decisive} non-tie answers for n_factors={cfg.n_factors} "
+                f"fewer answers than needed: {decisive} non-tie answers for n_factors={n_factors} "
                 f"(needs at least {needed}); collect more answers or lower n_factors"
             )
         n_pairs = len(np.unique(answers.answer_pair))
         supported = min(len(users), n_pairs)
-        if cfg.n_factors > supported:
+        if n_factors > supported:
             raise ValueError(
-                f"n_factors={cfg.n_factors} is larger than the data supports: {len(users)} users answered "
+                f"n_factors={n_factors} is larger than the data supports: {len(users)} users answered "
                 f"{n_pairs} pairs, so at most {supported} factors; lower n_factors"
             )
 
-    def _svd_initialize(self, head, user_weights, x, answers, user_column, train_mask) -> None:
+    def _svd_initialize(self, cfg, head, user_weights, x, answers, user_column, train_mask) -> None:
         """Users <- V_J sqrt(S_J); head <- ridge fit of Delta features onto U_J sqrt(S_J); then one logit scale.
 
         The scale is split evenly between the head's output layer and the users, so neither side starts
         much larger than the other (a lopsided start overfits within a few hundred steps).
         """
-        cfg = self.config
         train = answers.subset(train_mask)
         asked, pair_factors, user_factors = answer_factors(
             train, answers.answered_users(), cfg.n_factors, cfg.svd_rank, cfg.svd_iterations, cfg.seed
@@ -358,7 +425,7 @@ class RewardFactorization:
         if cfg.head == "mlp":
             optimizer = torch.optim.Adam(head.parameters(), lr=cfg.learning_rate)
             phi_target = target.float()
-            for _ in range(self.config.svd_head_steps):
+            for _ in range(cfg.svd_head_steps):
                 phi = head(x)
                 loss = (phi[pairs[:, 0]] - phi[pairs[:, 1]] - phi_target).pow(2).mean()
                 optimizer.zero_grad()
@@ -429,6 +496,7 @@ class RewardFactorization:
             "validation_accuracy": self.validation_accuracy_,
             "svd_init_used": self.svd_init_used_,
             "svd_init_selection": self.svd_init_selection_,
+            "n_factors_selection": self.n_factors_selection_,
             "history": self.history_,
         }
         directory.parent.mkdir(parents=True, exist_ok=True)
@@ -538,6 +606,7 @@ class RewardFactorization:
         model.history_ = meta.get("history", [])
         model.svd_init_used_ = meta.get("svd_init_used", config.svd_init if isinstance(config.svd_init, bool) else None)
         model.svd_init_selection_ = meta.get("svd_init_selection", {})
+        model.n_factors_selection_ = meta.get("n_factors_selection", {})
         recorded = meta.get("model_id")
         if recorded is not None and recorded != model.model_id:
             raise ModelFileError(

@@ -23,7 +23,7 @@ DEFAULT_FEATURIZER = "ngrams+stats"
 """Hashed n-grams + text statistics: chosen on seen users' prompt-held-out validation, where it beat the
 sentence embedding on both the Attributes world and DSP (benchmarks/results/unseen); needs no model."""
 
-FEATURIZER_NAMES = "minilm, stats, style, ngrams, ngrams:<dim>, minilm-layers, st:<model>, st-layers:<model>, lm:<model>"
+FEATURIZER_NAMES = "minilm, stats, style, ngrams, ngrams:<dim>, minilm-layers, st:<model>, st-layers:<model>, lm:<model>, lm-mean:<model>"
 
 
 def _part_from_name(name: str):
@@ -49,10 +49,11 @@ def _part_from_name(name: str):
         from preflm.featurize.layers import EncoderLayersFeaturizer
 
         return EncoderLayersFeaturizer(*([name[len("st-layers:"):]] if name.startswith("st-layers:") else []))
-    if name.startswith("lm:"):
+    if name.startswith("lm:") or name.startswith("lm-mean:"):
         from preflm.featurize.lm import CausalLMFeaturizer
 
-        return CausalLMFeaturizer(name[3:])
+        pooling, model = ("mean", name[len("lm-mean:"):]) if name.startswith("lm-mean:") else ("last", name[3:])
+        return CausalLMFeaturizer(model, pooling=pooling)
     if name.startswith("st:"):
         return SentenceEmbeddingFeaturizer(name[3:])
     raise ValueError(f"unknown featurizer {name!r}: combine with '+' any of {FEATURIZER_NAMES}")
@@ -65,7 +66,8 @@ def featurizer_from_name(name: str):
     character n-grams, projected; ``ngrams:<dim>`` sets the projected width), ``style`` (layout, rhyme
     and register statistics), ``minilm-layers`` / ``st-layers:<model>`` (mean-pooled hidden states
     of several encoder layers), ``st:<hub id or path>``, and a causal-LM backbone ``lm:smollm2`` /
-    ``lm:<hub id or path>`` (last-token pooling, as in the paper).
+    ``lm:<hub id or path>`` (last-token pooling, as in the paper; ``lm-mean:<model>`` averages the hidden
+    states over the tokens instead).
     """
     parts = [_part_from_name(part) for part in name.split("+")]
     return ConcatFeaturizer(parts) if len(parts) > 1 else parts[0]
