@@ -43,6 +43,9 @@ report: $(STAMP)
 	HF_HUB_OFFLINE=1 $(VENV)/bin/preflm dsp $(DSP_SOURCE) --output runs/dsp.jsonl
 	$(EVAL) runs/dsp.jsonl --methods pref,per_user,pal,lore,vpl,pooled --title "DSP, unseen queries" \
 		--output benchmarks/results/dsp/results.json --report-dir benchmarks/results/dsp
+	$(EVAL) runs/dsp.jsonl --methods pref,per_user,pal,lore,vpl,pooled --featurizer lm-mean:smollm2+stats+style \
+		--n-factors-choices 4,5,6,8 --title "DSP, unseen queries, SmolLM2 features and J chosen on seen users" \
+		--output benchmarks/results/dsp_lm/results.json --report-dir benchmarks/results/dsp_lm
 	HF_HUB_OFFLINE=1 $(VENV)/bin/preflm world --protocol seen-prompts --output runs/world_seen.jsonl
 	$(EVAL) runs/world_seen.jsonl --protocol seen-prompts --no-ablations --methods pref,per_user \
 		--title "Attributes world, seen prompts" \

@@ -65,6 +65,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--out", type=Path, default=ROOT / "results", help="folder for generation_<tag>.json/.md")
     parser.add_argument("--tag", default=None, help="results name (default: from the generator)")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--featurizer", default=DEFAULT_FEATURIZER, help="featurizer of the reward model, as for preflm train")
     return parser.parse_args(argv)
 
 
@@ -149,7 +150,7 @@ def prepare_model(args, clock: Clock):
         write_world(world_path, WorldConfig(seed=args.seed))
     matrix = AnswerMatrix.from_frame(load_preferences(world_path))
     split = split_answers(matrix, seed=args.seed)
-    featurizer = CachedFeaturizer(featurizer_from_name(DEFAULT_FEATURIZER))
+    featurizer = CachedFeaturizer(featurizer_from_name(args.featurizer))
     features = featurize_items(matrix, featurizer)
     clock.log(f"world: {matrix.n_answers} answers, {matrix.n_users} users, {matrix.n_items} texts featurized")
     if args.model_dir is not None:
@@ -316,7 +317,8 @@ def run(args) -> dict:
             "guided_users": int(len(gu)), "guided_prompts": int(len(gp)), "guided_n": K, "block_tokens": args.block_tokens,
             "seed": args.seed, "judge": "each user's true reward (Attributes world); win = higher than the greedy default, tie = 1/2",
         },
-        "reward_model": {"n_factors": model.config.n_factors, "validation_accuracy": model.validation_accuracy_},
+        "reward_model": {"n_factors": model.config.n_factors, "validation_accuracy": model.validation_accuracy_,
+                         "featurizer": args.featurizer},
         **results,
         "throughput": throughput,
         "example": example,

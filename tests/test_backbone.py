@@ -129,6 +129,14 @@ def test_spec_round_trip(tiny_lm):
         CausalLMFeaturizer(tiny_lm, pooling="max")
 
 
+def test_featurizer_names_choose_the_pooling(tiny_lm):
+    from preflm.featurize import featurizer_from_name
+
+    mean, last = featurizer_from_name(f"lm-mean:{tiny_lm}"), featurizer_from_name(f"lm:{tiny_lm}")
+    assert (mean.spec()["pooling"], last.spec()["pooling"]) == ("mean", "last")
+    assert mean.spec()["model"] == last.spec()["model"] == str(tiny_lm)
+
+
 def config_for(tiny_lm, output_dir, factorize: dict | None = None, **overrides) -> BackboneConfig:
     """A tiny run; ``factorize`` overrides fields of the nested FactorizeConfig."""
     settings = dict(
