@@ -40,6 +40,9 @@ report: $(STAMP)
 	HF_HUB_OFFLINE=1 $(VENV)/bin/preflm world --output runs/world.jsonl
 	$(EVAL) runs/world.jsonl --methods pref,per_user,pal,lore,vpl,pooled --j-sweep 2,4,6,7,8,12 --title "Attributes world, unseen prompts" \
 		--output benchmarks/results/attributes/results.json --report-dir benchmarks/results/attributes
+	$(EVAL) runs/world.jsonl --methods pref,per_user --no-ablations --featurizer lm-mean:smollm2+stats+style \
+		--title "Attributes world, unseen prompts, SmolLM2 features" \
+		--output benchmarks/results/attributes_lm/results.json --report-dir benchmarks/results/attributes_lm
 	HF_HUB_OFFLINE=1 $(VENV)/bin/preflm dsp $(DSP_SOURCE) --output runs/dsp.jsonl
 	$(EVAL) runs/dsp.jsonl --methods pref,per_user,pal,lore,vpl,pooled --title "DSP, unseen queries" \
 		--output benchmarks/results/dsp/results.json --report-dir benchmarks/results/dsp
