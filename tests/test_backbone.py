@@ -159,6 +159,9 @@ def test_config_json_round_trip_keeps_the_nested_factorize_config(tmp_path):
     with pytest.raises(ValueError, match="svd_init"):
         BackboneConfig(mode="full", factorize=FactorizeConfig(head="linear", svd_init=False))
     assert BackboneConfig(mode="frozen", factorize=FactorizeConfig(head="mlp")).factorize.head == "mlp"
+    with pytest.raises(ValueError, match="n_factors_choices is for frozen features"):
+        BackboneConfig(mode="lora", factorize=FactorizeConfig(head="linear", n_factors_choices="2,3"))
+    assert BackboneConfig(mode="frozen", factorize=FactorizeConfig(n_factors_choices="2,3")).factorize.factor_choices == [2, 3]
 
 
 def answer_loss(model: RewardFactorization, answers: AnswerMatrix) -> float:

@@ -122,6 +122,10 @@ class BackboneConfig(ConfigDict):
                 f"mode={self.mode!r} trains a linear head from the SVD factors: set factorize.head='linear' and "
                 f"factorize.svd_init on or auto (got head={self.factorize.head!r}, svd_init={self.factorize.svd_init})"
             )
+        if self.mode != "frozen" and self.factorize.factor_choices:
+            raise ValueError(
+                f"n_factors_choices is for frozen features: mode={self.mode!r} trains one J; set n_factors instead"
+            )
 
 
 class BaseRewardModel(torch.nn.Module):
