@@ -74,8 +74,11 @@ def answers() -> AnswerMatrix:
     return AnswerMatrix.from_frame(normalize_frame(pd.DataFrame(rows)))
 
 
-def direct_features(model_dir: str, prompt: str, response: str, pooling: str, chat: bool = True, last: int | None = None):
-    """Reference: one unpadded forward pass of the plain Hugging Face model."""
+def direct_features(
+    model_dir: str, prompt: str, response: str, pooling: str, chat: bool = True, last: int | None = None,
+    layer: int | None = None,
+):
+    """Reference: one unpadded forward pass of the plain Hugging Face model (``layer``: that block's output)."""
     tokenizer = AutoTokenizer.from_pretrained(model_dir)
     model = AutoModel.from_pretrained(model_dir).eval()
     if chat:
@@ -87,7 +90,8 @@ def direct_features(model_dir: str, prompt: str, response: str, pooling: str, ch
         ids = tokenizer(f"{prompt}\n\n{response}")["input_ids"]
     ids = ids[-last:] if last else ids
     with torch.no_grad():
-        hidden = model(input_ids=torch.tensor([ids])).last_hidden_state[0]
+        output = model(input_ids=torch.tensor([ids]), output_hidden_states=True)
+    hidden = (output.last_hidden_state if layer is None else output.hidden_states[layer])[0]
     return (hidden[-1] if pooling == "last" else hidden.mean(0)).numpy()
 
 
@@ -129,12 +133,29 @@ def test_spec_round_trip(tiny_lm):
         CausalLMFeaturizer(tiny_lm, pooling="max")
 
 
-def test_featurizer_names_choose_the_pooling(tiny_lm):
+def test_featurizer_names_choose_the_pooling_and_layer(tiny_lm):
     from preflm.featurize import featurizer_from_name
 
     mean, last = featurizer_from_name(f"lm-mean:{tiny_lm}"), featurizer_from_name(f"lm:{tiny_lm}")
     assert (mean.spec()["pooling"], last.spec()["pooling"]) == ("mean", "last")
     assert mean.spec()["model"] == last.spec()["model"] == str(tiny_lm)
+    assert "layer" not in mean.spec()
+    inner = featurizer_from_name(f"lm-mean:{tiny_lm}@1")
+    assert inner.spec()["layer"] == 1 and inner.spec()["model"] == str(tiny_lm)
+    assert build_featurizer(inner.spec()).spec() == inner.spec()
+
+
+def test_an_inner_layer_gives_that_block_s_hidden_states(tiny_lm):
+    inner = CausalLMFeaturizer(tiny_lm, pooling="mean", layer=1, batch_size=2, show_progress=False)
+    features = inner.transform(PROMPTS, RESPONSES)
+    expected = np.stack([direct_features(tiny_lm, p, r, "mean", layer=1) for p, r in zip(PROMPTS, RESPONSES)])
+    np.testing.assert_allclose(features, expected, atol=1e-5)
+    final = CausalLMFeaturizer(tiny_lm, pooling="mean", show_progress=False).transform(PROMPTS, RESPONSES)
+    assert np.abs(features - final).max() > 1e-3
+    with pytest.raises(ValueError, match="has 2 transformer blocks"):
+        CausalLMFeaturizer(tiny_lm, layer=3, show_progress=False).transform(PROMPTS[:1], RESPONSES[:1])
+    with pytest.raises(ValueError, match="from 1"):
+        CausalLMFeaturizer(tiny_lm, layer=0)
 
 
 def config_for(tiny_lm, output_dir, factorize: dict | None = None, **overrides) -> BackboneConfig:

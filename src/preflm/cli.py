@@ -251,7 +251,7 @@ def train(
     output_dir: Path = typer.Option(Path("runs/model"), help="Folder for model.safetensors + config.json."),
     featurizer: str = typer.Option(
         DEFAULT_FEATURIZER, help="Parts joined by '+': ngrams, stats, minilm, minilm-layers, st:<model>, st-layers:<model>, "
-        "lm:<model> (frozen causal LM)."
+        "lm:<model> (frozen causal LM, last token), lm-mean:<model>[@<layer>] (mean-pooled, optionally an inner block)."
     ),
     user_column: str = typer.Option("user_id", help="Column naming the user."),
     backbone: str = typer.Option(

@@ -23,7 +23,7 @@ DEFAULT_FEATURIZER = "ngrams+stats"
 """Hashed n-grams + text statistics: chosen on seen users' prompt-held-out validation, where it beat the
 sentence embedding on both the Attributes world and DSP (benchmarks/results/unseen); needs no model."""
 
-FEATURIZER_NAMES = "minilm, stats, style, ngrams, ngrams:<dim>, minilm-layers, st:<model>, st-layers:<model>, lm:<model>, lm-mean:<model>"
+FEATURIZER_NAMES = "minilm, stats, style, ngrams, ngrams:<dim>, minilm-layers, st:<model>, st-layers:<model>, lm:<model>, lm-mean:<model>, lm-mean:<model>@<layer>"
 
 
 def _part_from_name(name: str):
@@ -53,7 +53,9 @@ def _part_from_name(name: str):
         from preflm.featurize.lm import CausalLMFeaturizer
 
         pooling, model = ("mean", name[len("lm-mean:"):]) if name.startswith("lm-mean:") else ("last", name[3:])
-        return CausalLMFeaturizer(model, pooling=pooling)
+        base, _, suffix = model.rpartition("@")
+        layer = int(suffix) if base and suffix.isdigit() else None
+        return CausalLMFeaturizer(base if layer is not None else model, pooling=pooling, layer=layer)
     if name.startswith("st:"):
         return SentenceEmbeddingFeaturizer(name[3:])
     raise ValueError(f"unknown featurizer {name!r}: combine with '+' any of {FEATURIZER_NAMES}")
@@ -67,7 +69,8 @@ def featurizer_from_name(name: str):
     and register statistics), ``minilm-layers`` / ``st-layers:<model>`` (mean-pooled hidden states
     of several encoder layers), ``st:<hub id or path>``, and a causal-LM backbone ``lm:smollm2`` /
     ``lm:<hub id or path>`` (last-token pooling, as in the paper; ``lm-mean:<model>`` averages the hidden
-    states over the tokens instead).
+    states over the tokens instead; ``@<layer>`` takes the output of that transformer block, counted from 1,
+    instead of the last layer's, e.g. ``lm-mean:smollm2@20``).
     """
     parts = [_part_from_name(part) for part in name.split("+")]
     return ConcatFeaturizer(parts) if len(parts) > 1 else parts[0]

@@ -166,15 +166,20 @@ def pool_hidden(hidden: torch.Tensor, attention_mask: torch.Tensor, pooling: str
 
 
 def encode_tokens(
-    backbone: torch.nn.Module, input_ids: torch.Tensor, attention_mask: torch.Tensor, pooling: str
+    backbone: torch.nn.Module, input_ids: torch.Tensor, attention_mask: torch.Tensor, pooling: str,
+    layer: int | None = None,
 ) -> torch.Tensor:
-    """Pooled last hidden state of one padded batch.
+    """Pooled hidden state of one padded batch: the last layer's, or the output of block ``layer`` (1-based).
 
     Position ids count real tokens only, so a left-padded row is encoded exactly like an unpadded one.
     """
     position_ids = (attention_mask.cumsum(dim=1) - 1).clamp_min(0)
-    output = backbone(input_ids=input_ids, attention_mask=attention_mask, position_ids=position_ids, use_cache=False)
-    return pool_hidden(output.last_hidden_state, attention_mask, pooling)
+    output = backbone(
+        input_ids=input_ids, attention_mask=attention_mask, position_ids=position_ids, use_cache=False,
+        output_hidden_states=layer is not None,
+    )
+    hidden = output.last_hidden_state if layer is None else output.hidden_states[layer]
+    return pool_hidden(hidden, attention_mask, pooling)
 
 
 @register_featurizer("causal-lm")
@@ -199,6 +204,7 @@ class CausalLMFeaturizer:
         weights_id: str | None = None,
         show_progress: bool = True,
         allow_download: bool = True,
+        layer: int | None = None,
     ):
         if pooling not in POOLINGS:
             raise ValueError(f"pooling must be one of {POOLINGS}, got {pooling!r}")
@@ -209,7 +215,9 @@ class CausalLMFeaturizer:
         self.model_name, self.pooling, self.max_length = model, pooling, max_length
         self.chat_template, self.batch_size, self.dtype = chat_template, batch_size, dtype
         self.adapter, self.weights_id, self.show_progress = adapter, weights_id, show_progress
-        self.allow_download = allow_download
+        if layer is not None and layer < 1:
+            raise ValueError(f"layer counts transformer blocks from 1, got {layer}")
+        self.allow_download, self.layer = allow_download, layer
         self.device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
 
     @cached_property
@@ -219,7 +227,11 @@ class CausalLMFeaturizer:
     @cached_property
     def backbone(self) -> torch.nn.Module:
         dtype = resolve_dtype(self.dtype, self.device)
-        return load_backbone(self.model_name, dtype, self.adapter, local_files_only=not self.allow_download).to(self.device).eval()
+        backbone = load_backbone(self.model_name, dtype, self.adapter, local_files_only=not self.allow_download)
+        blocks = backbone.config.num_hidden_layers
+        if self.layer is not None and self.layer > blocks:
+            raise ValueError(f"layer {self.layer} does not exist: {self.model_name} has {blocks} transformer blocks")
+        return backbone.to(self.device).eval()
 
     @cached_property
     def dim(self) -> int:
@@ -235,6 +247,7 @@ class CausalLMFeaturizer:
             "dtype": self.dtype,
             "adapter": self.adapter,
             "weights_id": self.weights_id,
+            **({"layer": self.layer} if self.layer is not None else {}),
         }
 
     def transform(self, prompts: Sequence[str], responses: Sequence[str]) -> np.ndarray:
@@ -246,6 +259,6 @@ class CausalLMFeaturizer:
         with torch.no_grad():
             for batch in bar:
                 input_ids, mask = pad_token_ids([ids[i] for i in batch], pad_id, side)
-                pooled = encode_tokens(self.backbone, input_ids.to(self.device), mask.to(self.device), self.pooling)
+                pooled = encode_tokens(self.backbone, input_ids.to(self.device), mask.to(self.device), self.pooling, self.layer)
                 out[batch] = pooled.float().cpu().numpy()
         return out
