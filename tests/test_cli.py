@@ -366,3 +366,7 @@ def test_train_chooses_j_from_choices_and_says_so(tmp_path):
     assert saved["config"]["n_factors"] == int(said.group(1)) and set(saved["n_factors_selection"]) == {"1", "2"}
     bad = runner.invoke(app, [*common, "--output-dir", str(tmp_path / "bad"), "--n-factors-choices", "two"])
     assert bad.exit_code != 0 and "comma-separated whole numbers" in bad.output and "Traceback" not in bad.output
+    lora = runner.invoke(app, ["train", str(data), "--backbone", "lora", "--n-factors-choices", "1,2",
+                               "--output-dir", str(tmp_path / "lora")])
+    assert lora.exit_code == 2 and "n_factors_choices is for frozen features" in lora.output
+    assert lora.exception is None or isinstance(lora.exception, SystemExit)

@@ -1,3 +1,5 @@
+import json
+
 import numpy as np
 import pytest
 
@@ -133,3 +135,21 @@ def test_n_factors_choices_refuses_bad_values(planted):
         RewardFactorization(n_factors_choices="0,4")
     with pytest.raises(ValueError, match="larger than the data supports"):
         RewardFactorization(n_factors_choices="2,5000", max_steps=5).fit(planted.features, planted.split.train, progress=False)
+
+
+def test_models_saved_before_n_factors_choices_keep_their_id(planted, tmp_path):
+    model = RewardFactorization(n_factors=2, head="linear", max_steps=30, svd_init="on", seed=0)
+    model.fit(planted.features, planted.split.train, progress=False).save(tmp_path / "m")
+    config_path = tmp_path / "m" / "config.json"
+    meta = json.loads(config_path.read_text())
+    for key in ("n_factors_choices", "selection_answers"):
+        del meta["config"][key]
+    config_path.write_text(json.dumps(meta))
+    assert RewardFactorization.load(tmp_path / "m").model_id == meta["model_id"] == model.model_id
+
+
+def test_n_factors_choices_needs_held_out_prompts(planted):
+    with pytest.raises(ValueError, match="needs held-out prompts"):
+        RewardFactorization(n_factors_choices="1,2", val_fraction=0.0, max_steps=20, svd_init="off").fit(
+            planted.features, planted.split.train, progress=False
+        )

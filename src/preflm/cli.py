@@ -287,11 +287,14 @@ def train(
     if backbone != "none":
         from preflm.factorize import BackboneConfig, train_backbone
 
-        backbone_config = BackboneConfig(
-            model=model_name_or_path, mode=backbone,
-            factorize=replace(config, head="linear", svd_init=True),
-            output_dir=str(output_dir), time_budget_minutes=minutes,
-        )
+        try:
+            backbone_config = BackboneConfig(
+                model=model_name_or_path, mode=backbone,
+                factorize=replace(config, head="linear", svd_init=True),
+                output_dir=str(output_dir), time_budget_minutes=minutes,
+            )
+        except ValueError as err:
+            _fail(str(err))
         model = train_backbone(matrix, backbone_config, progress=_progress())
         console.print(f"held-out accuracy on seen users: {model.validation_accuracy_:.3f}; saved model to {output_dir}")
         return

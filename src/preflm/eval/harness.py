@@ -288,6 +288,6 @@ def j_sweep(
 ) -> dict:
     """Accuracy and AUC with active questions as the number of base rewards J varies."""
     harness = HarnessConfig(budgets=list(budgets), strategies=("active",), seeds=seeds)
-    methods = [pref_method(f"J={J}", replace(config, n_factors=J)) for J in factors]
+    methods = [pref_method(f"J={J}", replace(config, n_factors=J, n_factors_choices="")) for J in factors]
     results = summarize(*evaluate_methods(features, split, methods, harness, progress))
     return {str(J): results["methods"][f"J={J}"]["strategies"]["active"] for J in factors}

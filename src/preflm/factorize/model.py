@@ -46,6 +46,8 @@ FORMAT_VERSION = 1
 WEIGHTS_FILE = "model.safetensors"
 CONFIG_FILE = "config.json"
 MIN_ANSWERS_PER_FACTOR = 2
+SELECTION_ONLY_FIELDS = ("n_factors_choices", "selection_answers")
+"""Config fields that only steer the choice of J at fit time: not part of a fitted model's identity."""
 
 
 class ModelFileError(ValueError):
@@ -209,8 +211,14 @@ class RewardFactorization:
                     "few_answer_accuracy": self._few_answer_accuracy(run, x, answers, is_val, user_column),
                     "validation_accuracy": run["validation_accuracy"],
                 }
+            scores = {j: self.n_factors_selection_[str(j)]["few_answer_accuracy"] for j in factor_choices}
+            if not any(math.isfinite(v) for v in scores.values()):
+                raise ValueError(
+                    "n_factors_choices needs held-out prompts to score each J on: set val_fraction > 0 "
+                    "(and give seen users answers on more than one prompt)"
+                )
             # Highest few-answer accuracy; a tie keeps the smaller J (fewer weights for a new user to learn).
-            best = max(factor_choices, key=lambda j: (self.n_factors_selection_[str(j)]["few_answer_accuracy"], -j))
+            best = max(factor_choices, key=lambda j: (scores[j] if math.isfinite(scores[j]) else -math.inf, -j))
             fitted = fitted_by_j[best]
             self.config.n_factors = best
         head, user_weights, run = fitted["run"]["head"], fitted["run"]["user_weights"], fitted["run"]
@@ -267,22 +275,19 @@ class RewardFactorization:
         held_out = np.flatnonzero(is_val)
         n_users, k = seen_weights.shape[0], cfg.selection_answers
         counts = np.bincount(column[train], minlength=n_users)
-        eligible = counts >= 1
-        if not held_out.size or not eligible.any():
+        if not held_out.size or not counts.any():
             return float("nan")
-        order = train[np.argsort(column[train], kind="stable")]
         starts = np.concatenate([[0], np.cumsum(counts)[:-1]])
+        # A user with fewer than k answers is refit from those alone (the rest of the row is masked out).
+        slots = np.minimum(np.arange(k)[None, :], np.maximum(counts, 1)[:, None] - 1)
+        mask = (np.arange(k)[None, :] < counts[:, None]).astype(float)
         rng = np.random.default_rng(cfg.seed)
         scores = []
         for _ in range(draws):
-            # k of each user's answers, without repeats unless a user has fewer than k.
-            keys = rng.random((n_users, counts.max()))
-            keys[np.arange(counts.max())[None, :] >= counts[:, None]] = np.inf
-            offsets = np.argsort(keys, axis=1)[:, np.arange(k) % counts.max()] % np.maximum(counts, 1)[:, None]
-            picked = order[np.minimum(starts[:, None] + offsets, len(order) - 1)]
-            mask = np.broadcast_to(eligible[:, None], picked.shape).astype(float)
+            # Each user's answers in a fresh random order (memory O(answers)), then the first k of them.
+            order = train[np.lexsort((rng.random(len(train)), column[train]))]
+            picked = order[np.minimum(starts[:, None] + slots, len(order) - 1)]
             weights, _ = fit_user_weights(z_all[picked], answers.answer_value[picked], prior_mean, precision, mask=mask)
-            weights = np.where(eligible[:, None], weights, prior_mean)
             logits = np.einsum("nj,nj->n", z_all[held_out], weights[column[held_out]])
             scores.append(pairwise_accuracy(logits, answers.answer_value[held_out]))
         return float(np.nanmean(scores))
@@ -459,8 +464,11 @@ class RewardFactorization:
 
     def _identity(self) -> dict:
         """What besides the tensors decides the model's outputs (hashed into ``model_id``)."""
+        # How J was chosen does not change the outputs (the chosen J is n_factors), and leaving it out keeps
+        # the ids of models saved before n_factors_choices existed.
+        config = {k: v for k, v in self.config.to_dict().items() if k not in SELECTION_ONLY_FIELDS}
         return {
-            "config": self.config.to_dict(),
+            "config": config,
             "featurizer": self.featurizer_spec,
             "user_ids": [str(u) for u in self.user_ids_],
             "input_dim": int(self.feature_mean_.shape[0]),
@@ -492,6 +500,7 @@ class RewardFactorization:
             "format_version": FORMAT_VERSION,
             "model_id": tensors_digest(tensors, self._identity()),
             **self._identity(),
+            "config": self.config.to_dict(),
             "best_step": int(self.best_step_),
             "validation_accuracy": self.validation_accuracy_,
             "svd_init_used": self.svd_init_used_,

@@ -1,6 +1,7 @@
 """Featurizers: (prompt, response) -> vector. Composable, cached on disk, rebuildable from a spec."""
 
 from importlib import import_module
+from pathlib import Path
 
 from preflm._lazy import lazy_exports
 from preflm.featurize.base import ConcatFeaturizer, Featurizer, build_featurizer, register_featurizer
@@ -54,7 +55,8 @@ def _part_from_name(name: str):
 
         pooling, model = ("mean", name[len("lm-mean:"):]) if name.startswith("lm-mean:") else ("last", name[3:])
         base, _, suffix = model.rpartition("@")
-        layer = int(suffix) if base and suffix.isdigit() else None
+        is_layer = base and suffix.isascii() and suffix.isdigit() and not Path(model).exists()
+        layer = int(suffix) if is_layer else None
         return CausalLMFeaturizer(base if layer is not None else model, pooling=pooling, layer=layer)
     if name.startswith("st:"):
         return SentenceEmbeddingFeaturizer(name[3:])

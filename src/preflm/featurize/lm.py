@@ -169,7 +169,8 @@ def encode_tokens(
     backbone: torch.nn.Module, input_ids: torch.Tensor, attention_mask: torch.Tensor, pooling: str,
     layer: int | None = None,
 ) -> torch.Tensor:
-    """Pooled hidden state of one padded batch: the last layer's, or the output of block ``layer`` (1-based).
+    """Pooled hidden state of one padded batch: the last layer's, or the output of block ``layer`` (1-based;
+    in Llama-style models inner blocks' outputs come before the final normalization).
 
     Position ids count real tokens only, so a left-padded row is encoded exactly like an unpadded one.
     """
