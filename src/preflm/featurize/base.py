@@ -59,6 +59,33 @@ def build_featurizer(spec: dict, allow_download: bool = True) -> Featurizer:
     return factory(**spec)
 
 
+class ResponseStatsFeaturizer:
+    """Base for fixed statistics of the response alone: a subclass names its columns and computes one row.
+
+    Nothing is fitted, so ``{"type": spec_type}`` rebuilds it.
+    """
+
+    spec_type: str = ""
+    names: tuple[str, ...] = ()
+    dim: int = 0
+
+    def __init_subclass__(cls, **kwargs) -> None:
+        super().__init_subclass__(**kwargs)
+        cls.dim = len(cls.names)
+
+    @staticmethod
+    def row(text: str) -> list[float]:
+        raise NotImplementedError
+
+    def spec(self) -> dict:
+        return {"type": self.spec_type}
+
+    def transform(self, prompts: Sequence[str], responses: Sequence[str]) -> np.ndarray:
+        if len(prompts) != len(responses):
+            raise ValueError(f"got {len(prompts)} prompts but {len(responses)} responses")
+        return np.asarray([self.row(r) for r in responses], dtype=np.float32).reshape(len(responses), self.dim)
+
+
 class ConcatFeaturizer:
     """Concatenates the outputs of several featurizers (e.g. an embedding plus text statistics)."""
 

@@ -9,11 +9,9 @@ so the spec alone rebuilds the featurizer.
 from __future__ import annotations
 
 import re
-from typing import Sequence
-
 import numpy as np
 
-from preflm.featurize.base import register_featurizer
+from preflm.featurize.base import ResponseStatsFeaturizer, register_featurizer
 
 _WORD = re.compile(r"[A-Za-z']+")
 _SENTENCE = re.compile(r"[^.!?\n]+[.!?]*")
@@ -106,15 +104,7 @@ def _style(text: str) -> list[float]:
 
 
 @register_featurizer("style-stats")
-class StyleStatsFeaturizer:
+class StyleStatsFeaturizer(ResponseStatsFeaturizer):
     """Twenty-four layout, rhythm and register statistics of the response (see :data:`STYLE_NAMES`)."""
 
-    dim = len(STYLE_NAMES)
-
-    def spec(self) -> dict:
-        return {"type": "style-stats"}
-
-    def transform(self, prompts: Sequence[str], responses: Sequence[str]) -> np.ndarray:
-        if len(prompts) != len(responses):
-            raise ValueError(f"got {len(prompts)} prompts but {len(responses)} responses")
-        return np.asarray([_style(r) for r in responses], dtype=np.float32).reshape(len(responses), self.dim)
+    spec_type, names, row = "style-stats", STYLE_NAMES, staticmethod(_style)

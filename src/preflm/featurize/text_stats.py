@@ -6,11 +6,9 @@ They complement sentence embeddings, which are built to ignore surface form such
 from __future__ import annotations
 
 import re
-from typing import Sequence
-
 import numpy as np
 
-from preflm.featurize.base import register_featurizer
+from preflm.featurize.base import ResponseStatsFeaturizer, register_featurizer
 
 _WORD = re.compile(r"[A-Za-z']+")
 _SENTENCE = re.compile(r"[^.!?]+[.!?]*")
@@ -56,13 +54,7 @@ def _stats(text: str) -> list[float]:
 
 
 @register_featurizer("text-stats")
-class TextStatsFeaturizer:
+class TextStatsFeaturizer(ResponseStatsFeaturizer):
     """Twelve surface statistics of the response (see :data:`STAT_NAMES`)."""
 
-    dim = len(STAT_NAMES)
-
-    def spec(self) -> dict:
-        return {"type": "text-stats"}
-
-    def transform(self, prompts: Sequence[str], responses: Sequence[str]) -> np.ndarray:
-        return np.asarray([_stats(r) for r in responses], dtype=np.float32).reshape(len(responses), self.dim)
+    spec_type, names, row = "text-stats", STAT_NAMES, staticmethod(_stats)
