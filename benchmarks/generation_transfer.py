@@ -19,6 +19,7 @@ from sklearn.linear_model import RidgeCV
 
 from preflm.data import AnswerMatrix, load_preferences
 from preflm.factorize import RewardFactorization
+from preflm.generate.personalize import CandidateSet
 from preflm.simulate import ATTRIBUTE_NAMES, score_texts
 
 ROOT = Path(__file__).resolve().parent
@@ -36,17 +37,15 @@ def main(argv=None) -> dict:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", type=Path, default=ROOT / "results" / "generation_transfer.json")
     args = parser.parse_args(argv)
-    saved = json.loads((args.work_dir / f"candidates-{args.tag}.json").read_text())
-    texts = [t for row in saved["candidates"] for t in row]
-    prompts = [p for p, row in zip(saved["prompts"], saved["candidates"]) for _ in row]
+    saved = CandidateSet.load(args.work_dir / f"candidates-{args.tag}.json")
+    texts = [t for row in saved.candidates for t in row]
+    prompts = [p for p, row in zip(saved.prompts, saved.candidates) for _ in row]
     world = AnswerMatrix.from_frame(load_preferences(args.work_dir / f"world-seed{args.seed}.jsonl"))
     world_prompts, world_texts = list(world.item_prompts), list(world.item_responses)
     model = RewardFactorization.load(args.work_dir / "model")
     truth_world, truth_llm = score_texts(world_texts), score_texts(texts)
-    inputs = {
-        "phi": (model.text_base_rewards(world_prompts, world_texts), model.text_base_rewards(prompts, texts)),
-        "raw features": (model.featurizer().transform(world_prompts, world_texts), model.featurizer().transform(prompts, texts)),
-    }
+    raw_world, raw_llm = model.featurizer().transform(world_prompts, world_texts), model.featurizer().transform(prompts, texts)
+    inputs = {"phi": (model.base_rewards(raw_world), model.base_rewards(raw_llm)), "raw features": (raw_world, raw_llm)}
     result = {"command": "python benchmarks/generation_transfer.py", "n_world_texts": len(world_texts),
               "n_candidates": len(texts), "attribute_std": {
                   "world": dict(zip(ATTRIBUTE_NAMES, np.round(truth_world.std(0), 3).tolist())),

@@ -222,8 +222,10 @@ def tune_encoder(
     cfg = config or EncoderTuneConfig()
     factorize_cfg = replace(factorize or FactorizeConfig(), seed=cfg.seed, l2=cfg.l2)
     root = Path(cfg.checkpoint_dir) if cfg.checkpoint_dir is not None else None
-    settings, answers_digest = _resume_settings(cfg, factorize_cfg), _answers_digest(train)
-    saved = _read_checkpoint(root, settings, answers_digest) if root is not None else None
+    settings, answers_digest, saved = None, None, None
+    if root is not None:
+        settings, answers_digest = _resume_settings(cfg, factorize_cfg), _answers_digest(train)
+        saved = _read_checkpoint(root, settings, answers_digest)
     if saved is not None and saved["epoch"] > cfg.epochs:
         raise ValueError(f"{saved['path']} is past epoch {cfg.epochs}: ask for at least {saved['epoch']} epochs, "
                          f"or delete {root} to start over")

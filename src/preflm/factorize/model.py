@@ -184,7 +184,8 @@ class RewardFactorization:
         features = np.asarray(features, dtype=np.float32)
         if features.shape[0] != answers.n_items:
             raise ValueError(f"features have {features.shape[0]} rows but the answers have {answers.n_items} items")
-        self._check_trainable(features, answers, max(cfg.factor_choices or [cfg.n_factors]))
+        choices = cfg.factor_choices or [cfg.n_factors]
+        self._check_trainable(features, answers, max(choices))
         is_val = validation_mask(answers, cfg.val_fraction, cfg.seed, by=cfg.validation_by)
         if is_val.all():
             raise ValueError(
@@ -198,29 +199,26 @@ class RewardFactorization:
         self.feature_scale_ = torch.as_tensor(features.std(0) + 1e-6)
         x = self._standardize(features)
 
-        factor_choices = cfg.factor_choices
-        if not factor_choices:
-            fitted = self._fit_factors(cfg.n_factors, x, answers, is_val, user_column, progress)
-            self.n_factors_selection_ = {}
-        else:
-            fitted_by_j, self.n_factors_selection_ = {}, {}
-            for n_factors in factor_choices:
-                fitted_by_j[n_factors] = self._fit_factors(n_factors, x, answers, is_val, user_column, progress, f" J={n_factors}")
-                run = fitted_by_j[n_factors]["run"]
-                self.n_factors_selection_[str(n_factors)] = {
-                    "few_answer_accuracy": self._few_answer_accuracy(run, x, answers, is_val, user_column),
-                    "validation_accuracy": run["validation_accuracy"],
-                }
-            scores = {j: self.n_factors_selection_[str(j)]["few_answer_accuracy"] for j in factor_choices}
-            if not any(math.isfinite(v) for v in scores.values()):
-                raise ValueError(
-                    "n_factors_choices needs held-out prompts to score each J on: set val_fraction > 0 "
-                    "(and give seen users answers on more than one prompt)"
-                )
-            # Highest few-answer accuracy; a tie keeps the smaller J (fewer weights for a new user to learn).
-            best = max(factor_choices, key=lambda j: (scores[j] if math.isfinite(scores[j]) else -math.inf, -j))
-            fitted = fitted_by_j[best]
-            self.config.n_factors = best
+        best, fitted, self.n_factors_selection_ = None, None, {}
+        for n_factors in choices:
+            suffix = f" J={n_factors}" if len(choices) > 1 else ""
+            candidate = self._fit_factors(n_factors, x, answers, is_val, user_column, progress, suffix)
+            if len(choices) == 1:
+                best, fitted = n_factors, candidate
+                break
+            score = self._few_answer_accuracy(candidate["run"], x, answers, is_val, user_column)
+            self.n_factors_selection_[str(n_factors)] = {
+                "few_answer_accuracy": score, "validation_accuracy": candidate["run"]["validation_accuracy"],
+            }
+            # Highest few-answer accuracy; choices ascend, so a tie keeps the smaller J (fewer weights to learn).
+            if math.isfinite(score) and (fitted is None or score > fitted["score"]):
+                best, fitted = n_factors, {**candidate, "score": score}
+        if fitted is None:
+            raise ValueError(
+                "n_factors_choices needs held-out prompts to score each J on: set val_fraction > 0 "
+                "(and give seen users answers on more than one prompt)"
+            )
+        self.config.n_factors = best
         head, user_weights, run = fitted["run"]["head"], fitted["run"]["user_weights"], fitted["run"]
         self.svd_init_used_, self.svd_init_selection_ = fitted["svd_init_used"], fitted["svd_init_selection"]
         self.head_ = head.eval()
@@ -268,7 +266,7 @@ class RewardFactorization:
             phi = run["head"](x).double().numpy()
         seen_weights = run["user_weights"].detach().double().numpy()
         prior_mean, prior_cov = population_prior(seen_weights)
-        precision = cfg.prior_strength * np.linalg.inv(prior_cov)
+        precision = prior_precision(prior_cov, cfg.prior_strength)
         z_all = phi[answers.pairs[answers.answer_pair, 0]] - phi[answers.pairs[answers.answer_pair, 1]]
         column = user_column[answers.answer_user]
         train = np.flatnonzero(~is_val & (answers.answer_value != 0.5))
@@ -449,7 +447,7 @@ class RewardFactorization:
     def prior_precision(self) -> np.ndarray:
         """Precision of the population prior for a new user's weights (scaled by ``prior_strength``)."""
         self._check_fitted()
-        return self.config.prior_strength * np.linalg.inv(self.prior_cov_)
+        return prior_precision(self.prior_cov_, self.config.prior_strength)
 
     def _tensors(self) -> dict[str, torch.Tensor]:
         tensors = {f"head.{k}": v.detach().contiguous() for k, v in self.head_.state_dict().items()}
@@ -696,6 +694,11 @@ class RewardFactorization:
         if not (np.isfinite(weights).all() and np.isfinite(covariance).all()):
             raise ValueError("fitting user weights gave NaN or inf; the answers or the model's prior are degenerate")
         return weights, covariance
+
+
+def prior_precision(prior_cov: np.ndarray, strength: float) -> np.ndarray:
+    """Precision of the population prior for a new user's weights, scaled by ``prior_strength``."""
+    return strength * np.linalg.inv(prior_cov)
 
 
 def fit_logit_scale(raw: np.ndarray, labels: np.ndarray, iterations: int = 25) -> float:

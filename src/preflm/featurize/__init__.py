@@ -49,15 +49,18 @@ def _part_from_name(name: str):
     if name == "minilm-layers" or name.startswith("st-layers:"):
         from preflm.featurize.layers import EncoderLayersFeaturizer
 
-        return EncoderLayersFeaturizer(*([name[len("st-layers:"):]] if name.startswith("st-layers:") else []))
+        if name.startswith("st-layers:"):
+            return EncoderLayersFeaturizer(name[len("st-layers:"):])
+        return EncoderLayersFeaturizer()
     if name.startswith("lm:") or name.startswith("lm-mean:"):
         from preflm.featurize.lm import CausalLMFeaturizer
 
         pooling, model = ("mean", name[len("lm-mean:"):]) if name.startswith("lm-mean:") else ("last", name[3:])
         base, _, suffix = model.rpartition("@")
-        is_layer = base and suffix.isascii() and suffix.isdigit() and not Path(model).exists()
-        layer = int(suffix) if is_layer else None
-        return CausalLMFeaturizer(base if layer is not None else model, pooling=pooling, layer=layer)
+        layer = None
+        if base and suffix.isascii() and suffix.isdigit() and not Path(model).exists():
+            model, layer = base, int(suffix)
+        return CausalLMFeaturizer(model, pooling=pooling, layer=layer)
     if name.startswith("st:"):
         return SentenceEmbeddingFeaturizer(name[3:])
     raise ValueError(f"unknown featurizer {name!r}: combine with '+' any of {FEATURIZER_NAMES}")
