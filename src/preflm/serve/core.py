@@ -68,7 +68,8 @@ class FeatureBatcher:
         return wait_for_features(self.submit(prompts, responses), timeout)
 
     def close(self) -> None:
-        """Stop the worker after the batch in progress; requests still queued fail with :class:`Unavailable`."""
+        """Stop the worker: requests queued before the close are still answered, later ones fail with
+        :class:`Unavailable`."""
         self._closed = True
         self._queue.put(None)
         self._thread.join(timeout=5)

@@ -26,12 +26,12 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DisconnectionError
 
 from preflm.serve.errors import Unavailable
+from preflm.serve.settings import LOCK_TIMEOUT_MS
 
 T = TypeVar("T")
 WRITE_OPTION = "preflm_write"
 DB_THREADS = 8
 PING_AFTER_IDLE_S = 5.0
-LOCK_TIMEOUT_MS = 5000
 SHUTDOWN_WAIT_S = 10.0
 _EXECUTORS: "weakref.WeakKeyDictionary[Engine, ThreadPoolExecutor]" = weakref.WeakKeyDictionary()
 _CLOSED: "weakref.WeakSet[Engine]" = weakref.WeakSet()

@@ -9,6 +9,8 @@ from pathlib import Path
 
 ADMIN_KEY_ENV = "PREFLM_ADMIN_KEY"
 SETTINGS_ENV = "PREFLM_SERVE_SETTINGS"
+LOCK_TIMEOUT_MS = 5000
+"""PostgreSQL: how long an answer waits for its user's row lock before a 503 (0: no limit)."""
 
 
 def default_db_url() -> str:
@@ -38,7 +40,7 @@ class ServeSettings:
     batch_window_ms: float = 2.0
     max_batch_texts: int = 512
     generator_timeout_s: float = 60.0
-    db_lock_timeout_ms: int = 5000
+    db_lock_timeout_ms: int = LOCK_TIMEOUT_MS
     migrate: bool = True
 
     def __post_init__(self):

@@ -150,11 +150,18 @@ class AnswerResult:
     replayed: bool
 
 
+def check_question(service: PreferenceService, question_id: int) -> None:
+    """404 for a question id outside the service's question set."""
+    if not 0 <= question_id < len(service.questions):
+        raise NotFound(f"no question {question_id}: the question set has {len(service.questions)} (ids 0..{len(service.questions) - 1})")
+
+
 def record_answer(
     engine: Engine, service: PreferenceService, user_id: str, question_id: int, label: float,
     idempotency_key: str | None, max_answers: int, budget: int | None = None,
 ) -> AnswerResult:
     """Store one answer and refit the profile, atomically; a known idempotency key replays the first result."""
+    check_question(service, question_id)
     with write_transaction(engine) as conn:
         return answer_on(conn, service, user_id, question_id, label, idempotency_key, max_answers, budget)
 
@@ -166,8 +173,7 @@ def answer_on(
     """:func:`record_answer` in an open write transaction (committed by the caller, which acknowledges
     only after that). ``locked_row``: the user's row when the caller already read it ``FOR UPDATE`` in
     this transaction; otherwise it is read and locked here."""
-    if not 0 <= question_id < len(service.questions):
-        raise NotFound(f"no question {question_id}: the question set has {len(service.questions)} (ids 0..{len(service.questions) - 1})")
+    check_question(service, question_id)
     row = locked_row if locked_row is not None and locked_row.id == user_id else _user_row(conn, user_id, lock=True)
     stored = _stored_profile(row, service)
     rows = conn.execute(_ANSWERS, {"user_id": user_id}).all()

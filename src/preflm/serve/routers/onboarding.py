@@ -1,9 +1,10 @@
 """Onboarding: the next question (bandit rule + stopping rule), answers, the profile.
 
 Each route's database work (key lookup, permission check, then the user's data) is one function run by
-one :func:`run_db` call. An answer checks the key (401) and permission (403) with a plain read before it
-opens its write transaction, so bogus or foreign keys never queue for the write lock; on SQLite that read
-runs inline and the write on the writer thread (two calls), on a server both run in one thread hop.
+one :func:`run_db` call. On SQLite (one writer at a time) an answer checks the key (401), permission (403)
+and question id (404) with a plain read inline before it queues for the writer thread, so refusals never
+wait for the write lock; on a server the write transaction does those checks itself (a refusal locks no
+other user's row), in one thread hop.
 """
 
 from __future__ import annotations
@@ -52,10 +53,10 @@ async def answer(
     args = (db, service(request), who, user_id, body.question_id, PREFERENCE_LABELS[body.preference], idempotency_key,
             settings(request).max_answers)
     if is_sqlite(db):
+        # One writer at a time: refuse bad keys and unknown questions before queueing for the write lock.
         await run_db(db, _check_access, db, who, user_id)
-        result = await run_db(db, _answer, *args, write=True)
-    else:
-        result = await run_db(db, _check_and_answer, *args)
+        store.check_question(service(request), body.question_id)
+    result = await run_db(db, _answer, *args, write=True)
     if result.replayed:
         response.status_code = 200
     else:
@@ -89,11 +90,6 @@ def _check_access(db, key: Caller, user_id: str) -> None:
         return
     with read_transaction(db) as conn:
         key.principal(conn).require_access(user_id)
-
-
-def _check_and_answer(db, svc, key: Caller, user_id: str, *rest):
-    _check_access(db, key, user_id)
-    return _answer(db, svc, key, user_id, *rest)
 
 
 def _answer(db, svc, key: Caller, user_id: str, question_id: int, label: float, idempotency_key, max_answers: int):
