@@ -34,6 +34,9 @@ def question_set_hash(questions: pd.DataFrame) -> str:
     return pool_fingerprint(list(questions["prompt"]), list(questions["response_a"]), list(questions["response_b"]))
 
 
+FEATURIZER_SHUT_DOWN = "the featurizer is shut down (the service is stopping)"
+
+
 class FeatureBatcher:
     """Embeds texts for many concurrent callers in few featurizer calls.
 
@@ -58,7 +61,7 @@ class FeatureBatcher:
     def submit(self, prompts: Sequence[str], responses: Sequence[str]) -> Future:
         """Queue texts; the future resolves to their phi (async callers await it without holding a thread)."""
         if self._closed:
-            raise Unavailable("the featurizer is shut down (the service is stopping)")
+            raise Unavailable(FEATURIZER_SHUT_DOWN)
         future: Future = Future()
         self._queue.put((list(prompts), list(responses), future))
         return future
@@ -79,7 +82,7 @@ class FeatureBatcher:
             except queue.Empty:
                 return
             if item is not None and item[2].set_running_or_notify_cancel():
-                item[2].set_exception(Unavailable("the featurizer is shut down (the service is stopping)"))
+                item[2].set_exception(Unavailable(FEATURIZER_SHUT_DOWN))
 
     def _run(self) -> None:
         while True:
@@ -126,17 +129,23 @@ class FeatureBatcher:
             offset += len(item[0])
 
 
+def featurizer_unavailable(err: BaseException, timeout: float) -> Unavailable:
+    """A featurizer failure or timeout as :class:`Unavailable` (the app answers 503)."""
+    if isinstance(err, Unavailable):
+        return err
+    if isinstance(err, TimeoutError):
+        return Unavailable(f"the featurizer did not answer within {timeout:g} s (overloaded); retry")
+    return Unavailable(f"the featurizer failed: {type(err).__name__}: {err}")
+
+
 def wait_for_features(future: Future, timeout: float) -> np.ndarray:
-    """The batcher's answer, with its failures as :class:`Unavailable` (the app answers 503)."""
+    """The batcher's answer, with its failures as :class:`Unavailable`."""
     try:
         return future.result(timeout=timeout)
-    except TimeoutError:
-        future.cancel()
-        raise Unavailable(f"the featurizer did not answer within {timeout:g} s (overloaded); retry") from None
-    except Unavailable:
-        raise
     except Exception as err:
-        raise Unavailable(f"the featurizer failed: {type(err).__name__}: {err}") from err
+        if isinstance(err, TimeoutError):
+            future.cancel()
+        raise featurizer_unavailable(err, timeout) from (None if isinstance(err, TimeoutError) else err)
 
 
 def quiet_featurizer(featurizer):
@@ -231,12 +240,8 @@ class PreferenceService:
         """As :meth:`base_rewards`, for async routes: the event loop serves other requests meanwhile."""
         try:
             return await asyncio.wait_for(asyncio.wrap_future(self.batcher.submit(prompts, responses)), timeout)
-        except TimeoutError:
-            raise Unavailable(f"the featurizer did not answer within {timeout:g} s (overloaded); retry") from None
-        except Unavailable:
-            raise
         except Exception as err:
-            raise Unavailable(f"the featurizer failed: {type(err).__name__}: {err}") from err
+            raise featurizer_unavailable(err, timeout) from (None if isinstance(err, TimeoutError) else err)
 
     def close(self) -> None:
         self.batcher.close()
