@@ -41,6 +41,7 @@ import torch
 from tqdm.auto import tqdm
 
 from preflm.data.matrix import AnswerMatrix
+from preflm.factorize.checkpoints import numbered_checkpoints, publish_checkpoint
 from preflm.factorize.config import ConfigDict, FactorizeConfig
 from preflm.factorize.model import RewardFactorization, fit_logit_scale
 from preflm.factorize.users import population_prior
@@ -181,9 +182,7 @@ def peak_memory_bytes() -> int:
 
 def checkpoint_dirs(output_dir: str | Path) -> list[Path]:
     """Complete checkpoints under ``output_dir/checkpoints``, oldest first."""
-    root = Path(output_dir) / "checkpoints"
-    found = [p for p in root.glob("step-*") if p.name[5:].isdigit() and (p / "state.json").is_file()]
-    return sorted(found, key=lambda p: int(p.name.split("-")[1]))
+    return numbered_checkpoints(Path(output_dir) / "checkpoints", "step")
 
 
 def train_backbone(
@@ -499,10 +498,7 @@ class _BackboneTrainer:
         if accelerator.is_main_process:
             state = {"format": CHECKPOINT_FORMAT, "step": step, "config": self.config.to_dict(), "history": self.history}
             (partial / "state.json").write_text(json.dumps(state, indent=2))
-            shutil.rmtree(final, ignore_errors=True)
-            partial.rename(final)
-            for old in checkpoint_dirs(self.output_dir)[: -self.config.keep_checkpoints]:
-                shutil.rmtree(old, ignore_errors=True)
+            publish_checkpoint(partial, final, "step", self.config.keep_checkpoints)
         accelerator.wait_for_everyone()
 
     def _resume(self) -> int:

@@ -36,6 +36,7 @@ import torch
 
 from preflm.data.matrix import AnswerMatrix
 from preflm.data.split import answer_prompts, prompt_holdout_mask
+from preflm.factorize.checkpoints import numbered_checkpoints, publish_checkpoint
 from preflm.factorize.config import ConfigDict, FactorizeConfig
 from preflm.factorize.model import RewardFactorization, make_head
 from preflm.metrics import pooled_accuracy
@@ -122,8 +123,7 @@ def frozen_embeddings(model: _Tuned, token_ids, items, pad_id, device, batch_siz
 # ---- checkpoints ------------------------------------------------------------------------------
 def checkpoint_dirs(checkpoint_dir: str | Path) -> list[Path]:
     """Complete epoch checkpoints under ``checkpoint_dir``, oldest first."""
-    found = [p for p in Path(checkpoint_dir).glob("epoch-*") if p.name[6:].isdigit() and (p / "state.json").is_file()]
-    return sorted(found, key=lambda p: int(p.name[6:]))
+    return numbered_checkpoints(checkpoint_dir, "epoch")
 
 
 def _resume_settings(cfg: EncoderTuneConfig, factorize: FactorizeConfig) -> dict:
@@ -163,10 +163,7 @@ def _save_checkpoint(root: Path, epoch: int, model: _Tuned, optimizer, state: di
     best = {k: v.detach().cpu().contiguous() for k, v in best_weights.items()}
     save_file(best, str(partial / "best_encoder.safetensors"))
     (partial / "state.json").write_text(json.dumps({"format": CHECKPOINT_FORMAT, "epoch": epoch, **state}, indent=1))
-    shutil.rmtree(final, ignore_errors=True)
-    partial.rename(final)
-    for old in checkpoint_dirs(root)[:-1]:
-        shutil.rmtree(old, ignore_errors=True)
+    publish_checkpoint(partial, final, "epoch", keep=1)
 
 
 def _read_checkpoint(root: Path, settings: dict, answers: str) -> dict | None:
