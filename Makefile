@@ -46,7 +46,7 @@ report: $(STAMP)
 	$(EVAL) runs/world.jsonl --methods pref --no-ablations --n-factors-choices 4,6,8,12 \
 		--title "Attributes world, unseen prompts, J chosen on seen users" \
 		--output benchmarks/results/attributes_j_choice/results.json --report-dir benchmarks/results/attributes_j_choice
-	HF_HUB_OFFLINE=1 $(VENV)/bin/preflm dsp $(DSP_SOURCE) --output runs/dsp.jsonl
+	HF_HUB_OFFLINE=1 $(VENV)/bin/preflm dsp $(DSP_SOURCE) --extra-new-users 45 --output runs/dsp.jsonl
 	$(EVAL) runs/dsp.jsonl --methods pref,per_user,pal,lore,vpl,pooled --title "DSP, unseen queries" \
 		--output benchmarks/results/dsp/results.json --report-dir benchmarks/results/dsp
 	$(EVAL) runs/dsp.jsonl --methods pref,per_user,pal,lore,vpl,pooled --featurizer lm-mean:smollm2+stats+style \

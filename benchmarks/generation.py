@@ -6,7 +6,15 @@ judged against the same LLM's default (greedy) answer with the user's TRUE rewar
 count half) with 95% t-intervals over users, versus N candidates, versus the number of answers, and for
 best-of-N vs reward-guided decoding (equal generated tokens) vs prompting the LLM with what the user likes.
 
-    python benchmarks/generation.py                          # SmolLM2-135M, ~10-15 min on 2 CPU cores
+Where the reward model learns (``--reward-data``): ``llm`` (default) is the deployment setting: seen users
+rated the same LLM's answers to the bank's other prompts (``--train-candidates`` per prompt, style-
+diversified), and new users are asked about and tested on the LLM's answers too; no benchmark prompt is
+rated by anyone. ``world`` trains on the world's template texts and so measures transfer to the LLM's
+wording. References bound the result: the true attribute scores as phi with weights from the same answers
+(known phi), and the learned phi with each user's best-fitting weights (the learned phi's ceiling).
+
+    python benchmarks/generation.py                          # SmolLM2-135M, ~10 min on 2 CPU cores
+    python benchmarks/generation.py --reward-data world      # trained on the template texts (transfer)
     python benchmarks/generation.py --generator hf:Qwen/Qwen2.5-1.5B-Instruct --device cuda
 
 Candidates are generated once per prompt and reranked for every user; only guided decoding and the
@@ -21,6 +29,7 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # idle OpenMP threads sleep
 
 import argparse
 import json
+from dataclasses import asdict
 import platform
 import re
 import sys
@@ -31,13 +40,16 @@ import numpy as np
 
 from preflm.data import AnswerMatrix, load_preferences, split_answers
 from preflm.metrics import mean_ci
+from preflm.eval.harness import known_phi_method
 from preflm.eval.onboarding import pad_answers, score_weights, simulate_onboarding
 from preflm.factorize import FactorizeConfig, RewardFactorization
 from preflm.factorize.pipeline import featurize_items, train_reward_model
 from preflm.featurize import DEFAULT_FEATURIZER, CachedFeaturizer, featurizer_from_name
 from preflm.generate.generators import GenerationConfig, GenerationError, load_generator
-from preflm.generate.personalize import DEFAULT_STYLES, CandidateSet, guided_decoding, prompting_baseline
-from preflm.simulate import ATTRIBUTE_NAMES, PROMPTS, WorldConfig, load_users, score_texts, true_reward, write_world
+from preflm.generate.personalize import DEFAULT_STYLES, CandidateSet, guided_decoding, prompting_baseline, style_plan
+from preflm.simulate import (
+    ATTRIBUTE_NAMES, PROMPTS, WorldConfig, load_users, score_texts, true_reward, world_from_texts, write_world,
+)
 
 ROOT = Path(__file__).resolve().parent
 
@@ -66,6 +78,10 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--tag", default=None, help="results name (default: from the generator)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--featurizer", default=DEFAULT_FEATURIZER, help="featurizer of the reward model, as for preflm train")
+    parser.add_argument("--reward-data", choices=("llm", "world"), default="llm",
+                        help="llm: users rated the LLM's answers to the other bank prompts; world: the template texts")
+    parser.add_argument("--train-candidates", type=int, default=8, help="LLM answers per training prompt (--reward-data llm)")
+    parser.add_argument("--n-factors-choices", default="", help="J values to choose from on seen users, as for preflm train")
     return parser.parse_args(argv)
 
 
@@ -137,30 +153,73 @@ def candidate_styles(candidates: CandidateSet) -> dict:
     return {"attribute_std_within_prompt": dict(zip(ATTRIBUTE_NAMES, np.round(spread, 3).tolist())), "by_style": by_style}
 
 
+def best_fitting_rewards(model, candidates: CandidateSet, truth: np.ndarray) -> np.ndarray:
+    """Rewards (U, P, N) of the learned phi under each user's least-squares best weights for ``truth`` (within prompt)."""
+    prompts = [p for p, row in zip(candidates.prompts, candidates.candidates) for _ in row]
+    texts = [t for row in candidates.candidates for t in row]
+    phi = model.base_rewards(model.featurizer().transform(prompts, texts)).reshape(len(candidates.prompts), candidates.n, -1)
+    phi = (phi - phi.mean(1, keepdims=True)).reshape(-1, phi.shape[-1])
+    centred = (truth - truth.mean(-1, keepdims=True)).reshape(len(truth), -1)
+    weights = np.linalg.lstsq(phi, centred.T, rcond=None)[0]
+    return (phi @ weights).T.reshape(truth.shape)
+
+
 def chosen_true(scores: np.ndarray, truth: np.ndarray, n: int) -> np.ndarray:
     """True reward (U, P) of the candidate each user's learned reward ranks first among the first n."""
     best = np.argmax(scores[..., :n], axis=-1)
     return np.take_along_axis(truth[..., :n], best[..., None], axis=-1)[..., 0]
 
 
-def prepare_model(args, clock: Clock):
-    """The Attributes world, its answer matrix and a reward model trained on its seen users."""
-    world_path = args.work_dir / f"world-seed{args.seed}.jsonl"
-    if not world_path.is_file():
-        write_world(world_path, WorldConfig(seed=args.seed))
+def training_world(args, generator, benchmark_prompts, clock: Clock) -> Path:
+    """The answers the reward model learns from: the template world, or the world's users rating the LLM.
+
+    Under ``llm`` the LLM answers every bank prompt outside the benchmark's; those answers are cached in the
+    work folder and reused while the generator, prompts and sampling settings stay the same.
+    """
+    config = WorldConfig(seed=args.seed)
+    if args.reward_data == "world":
+        world_path = args.work_dir / f"world-seed{args.seed}.jsonl"
+        if not world_path.is_file():
+            write_world(world_path, config)
+        return world_path
+    held_out = {e.prompt_id for e in benchmark_prompts}
+    entries = [e for e in PROMPTS if e.prompt_id not in held_out]
+    prompts = [e.question for e in entries]
+    sampling = GenerationConfig(max_new_tokens=args.max_new_tokens, temperature=args.temperature, seed=args.seed + 1)
+    styles = None if args.no_styles else DEFAULT_STYLES
+    cache = args.work_dir / f"train-candidates-{tag_for(args.generator)}.json"
+    saved = CandidateSet.load(cache) if cache.is_file() else None
+    if saved is not None and (saved.prompts, saved.n, saved.generator, saved.config, saved.styles[0]) == (
+        prompts, args.train_candidates, generator.name, json.loads(json.dumps(asdict(sampling))),
+        style_plan(args.train_candidates, styles),
+    ):
+        clock.log(f"reusing {cache} ({len(prompts)} prompts x {saved.n} answers)")
+    else:
+        saved = CandidateSet.generate(generator, prompts, args.train_candidates, sampling, styles)
+        saved.save(cache)
+        clock.log(f"the LLM answered {len(prompts)} training prompts x {saved.n}: "
+                  f"{saved.tokens_generated} tokens in {saved.seconds:.0f} s")
+    world_path = args.work_dir / f"llm-world-{args.tag}-seed{args.seed}.jsonl"
+    world_from_texts(entries, saved.candidates, config).write(world_path)
+    return world_path
+
+
+def prepare_model(args, world_path: Path, clock: Clock):
+    """The answer matrix of ``world_path`` and a reward model trained on its seen users."""
     matrix = AnswerMatrix.from_frame(load_preferences(world_path))
     split = split_answers(matrix, seed=args.seed)
     featurizer = CachedFeaturizer(featurizer_from_name(args.featurizer))
     features = featurize_items(matrix, featurizer)
-    clock.log(f"world: {matrix.n_answers} answers, {matrix.n_users} users, {matrix.n_items} texts featurized")
+    clock.log(f"{args.reward_data} answers: {matrix.n_answers} answers, {matrix.n_users} users, {matrix.n_items} texts featurized")
     if args.model_dir is not None:
         model = RewardFactorization.load(args.model_dir)
         clock.log(f"loaded reward model {args.model_dir}")
     else:
-        model = train_reward_model(split.train, features, featurizer, FactorizeConfig(seed=args.seed), progress=False)
-        model.save(args.work_dir / "model")
+        config = FactorizeConfig(seed=args.seed, n_factors_choices=args.n_factors_choices)
+        model = train_reward_model(split.train, features, featurizer, config, progress=False)
+        model.save(args.work_dir / f"model-{args.reward_data}")
         clock.log(f"trained reward model: J={model.config.n_factors}, held-out accuracy {model.validation_accuracy_:.3f}")
-    return world_path, matrix, split, featurizer, features, model
+    return matrix, split, featurizer, features, model
 
 
 def onboard(args, matrix, split, features, model, world_path, clock: Clock):
@@ -174,11 +233,15 @@ def onboard(args, matrix, split, features, model, world_path, clock: Clock):
     budgets = sorted({0, *args.budgets, args.main_budget})
     learned = simulate_onboarding(pool, diffs, model.prior_mean_, model.prior_precision(), budgets, "active", args.seed)
     accuracy = {b: float(np.nanmean(score_weights(w, test, diffs)[0])) for b, w in learned.items()}
+    known, _ = known_phi_method(matrix.item_true_features).fit_model(features, split, args.seed)
+    known_weights = simulate_onboarding(
+        pool, known.pair_differences, known.prior_mean, known.prior_precision, [args.main_budget], "active", args.seed
+    )[args.main_budget]
     truth = load_users(world_path)
     ids = [str(u) for u in matrix.user_ids[users]]
     clock.log(f"onboarded {len(ids)} new users; held-out pairwise accuracy by answers: "
               + ", ".join(f"{b}: {a:.3f}" for b, a in accuracy.items()))
-    return ids, learned, np.stack([truth[i] for i in ids]), accuracy
+    return ids, learned, known_weights, np.stack([truth[i] for i in ids]), accuracy
 
 
 def tag_for(spec: str) -> str:
@@ -193,14 +256,15 @@ def run(args) -> dict:
 
         torch.set_num_threads(args.threads)
     args.work_dir.mkdir(parents=True, exist_ok=True)
-    world_path, matrix, split, featurizer, features, model = prepare_model(args, clock)
-    ids, learned, true_weights, accuracy = onboard(args, matrix, split, features, model, world_path, clock)
-
     options = {} if args.generator.startswith("openai:") else {"batch_size": args.batch_size}
     generator = load_generator(args.generator, device=args.device, **options)
     clock.log(f"loaded generator {generator.name} on {getattr(generator, 'device', 'endpoint')}")
     entries = pick_prompts(args.n_prompts, args.seed)
     prompts = [e.question for e in entries]
+    world_path = training_world(args, generator, entries, clock)
+    matrix, split, featurizer, features, model = prepare_model(args, world_path, clock)
+    ids, learned, known_weights, true_weights, accuracy = onboard(args, matrix, split, features, model, world_path, clock)
+
     config = GenerationConfig(max_new_tokens=args.max_new_tokens, temperature=args.temperature, seed=args.seed)
     styles = None if args.no_styles else DEFAULT_STYLES
     throughput = {}
@@ -240,8 +304,19 @@ def run(args) -> dict:
         )
     results["candidates"] = candidate_styles(candidates)
     any_candidate = np.mean((truth > default_truth[..., None]) + 0.5 * (truth == default_truth[..., None]), axis=(1, 2))
+    known_scores = np.einsum("pna,ua->upn", score_texts(flat).reshape(P, N, -1), known_weights)
+    fitted_scores = best_fitting_rewards(model, candidates, truth)
     results["references"] = {
         f"random candidate of {N}": summarize(any_candidate),
+        f"best of {N} by the true attributes as phi, weights from the same {main} answers (known-phi bound)": summarize(
+            win_rates(chosen_true(known_scores, truth, N), default_truth),
+            reward_alignment=float(np.nanmean(within_prompt_correlation(known_scores, truth))),
+        ),
+        f"best of {N} by the learned phi, weights least-squares fitted to the true rewards of these candidates "
+        "(the learned phi's ceiling, in sample)": summarize(
+            win_rates(chosen_true(fitted_scores, truth, N), default_truth),
+            reward_alignment=float(np.nanmean(within_prompt_correlation(fitted_scores, truth))),
+        ),
         f"best of {N} by another user's reward": summarize(
             win_rates(chosen_true(np.roll(scores[main], U // 2, axis=0), truth, N), default_truth)
         ),
@@ -315,10 +390,11 @@ def run(args) -> dict:
             "n_prompts": P, "n_users": U, "n_candidates": N, "max_new_tokens": args.max_new_tokens,
             "temperature": args.temperature, "styles": list(styles) if styles else None, "main_budget": main,
             "guided_users": int(len(gu)), "guided_prompts": int(len(gp)), "guided_n": K, "block_tokens": args.block_tokens,
-            "seed": args.seed, "judge": "each user's true reward (Attributes world); win = higher than the greedy default, tie = 1/2",
+            "seed": args.seed, "reward_data": args.reward_data,
+            "train_candidates": args.train_candidates if args.reward_data == "llm" else None, "judge": "each user's true reward (Attributes world); win = higher than the greedy default, tie = 1/2",
         },
         "reward_model": {"n_factors": model.config.n_factors, "validation_accuracy": model.validation_accuracy_,
-                         "featurizer": args.featurizer},
+                         "featurizer": args.featurizer, "n_factors_choices": args.n_factors_choices or None},
         **results,
         "throughput": throughput,
         "example": example,
@@ -345,10 +421,26 @@ def _fmt(entry: dict) -> str:
     return f"{entry['win_rate']:.3f} [{low:.3f}, {high:.3f}]"
 
 
+def _reward_model_line(info: dict) -> str:
+    chosen = f", chosen from {info['n_factors_choices']}" if info.get("n_factors_choices") else ""
+    return (f" Featurizer `{info['featurizer']}`, J = {info['n_factors']}{chosen}; seen users' held-out-prompt "
+            f"accuracy {info['validation_accuracy']:.3f}.")
+
+
+def _alignment(entry: dict) -> str:
+    return f" (r = {entry['reward_alignment']:.3f})" if "reward_alignment" in entry else ""
+
+
 def markdown(report: dict) -> str:
     s = report["settings"]
     lines = [
         f"# Personalized generation: {report['generator']}",
+        "",
+        "Reward model trained on " + (
+            f"the world's users rating {report['generator']}'s answers ({s['train_candidates']} per prompt) to the bank's "
+            f"other prompts; no benchmark prompt was rated by anyone."
+            if s.get("reward_data", "world") == "llm" else "the Attributes world's template texts (transfer to the LLM's wording)."
+        ) + _reward_model_line(report["reward_model"]),
         "",
         f"Win rate of the personalized answer over the same LLM's greedy answer, judged by {s['n_users']} simulated "
         f"new users of the Attributes world with their true reward (ties = 1/2); mean and 95% t-interval over users. "
@@ -377,7 +469,7 @@ def markdown(report: dict) -> str:
         "",
         "| pick | win rate [95% CI] |",
         "|---|---|",
-        *[f"| {name} | {_fmt(r)} |" for name, r in report["references"].items()],
+        *[f"| {name} | {_fmt(r)}{_alignment(r)} |" for name, r in report["references"].items()],
         "",
         f"## Methods ({s['guided_users']} users x {s['guided_prompts']} prompts, {s['main_budget']} answers)",
         "",
@@ -420,7 +512,7 @@ def markdown(report: dict) -> str:
 def main(argv=None) -> None:
     args = parse_args(argv)
     args.argv = list(sys.argv[1:] if argv is None else argv)
-    args.tag = args.tag or tag_for(args.generator)
+    args.tag = args.tag or tag_for(args.generator) + ("_world" if args.reward_data == "world" else "")
     report = run(args)
     args.out.mkdir(parents=True, exist_ok=True)
     json_path = args.out / f"generation_{args.tag}.json"

@@ -1,11 +1,11 @@
 """Do the learned base rewards carry the world's attributes over to an LLM's texts?
 
-Reads what ``benchmarks/generation.py`` left in its work folder (the world, its reward model, the LLM's
+Reads what ``benchmarks/generation.py --reward-data world`` left in its work folder (the world, its reward model, the LLM's
 candidates), fits a ridge map from phi (and from the raw features) to the seven true attribute scores on
 the world's texts, and reports, per attribute, the correlation of the mapped scores with the truth on the
 candidates, next to the attribute spread in both text sets.
 
-    python benchmarks/generation.py && python benchmarks/generation_transfer.py
+    python benchmarks/generation.py --reward-data world && python benchmarks/generation_transfer.py
 """
 
 from __future__ import annotations
@@ -33,7 +33,7 @@ def correlation(truth: np.ndarray, predicted: np.ndarray) -> np.ndarray:
 def main(argv=None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--work-dir", type=Path, default=Path("runs/generation-benchmark"))
-    parser.add_argument("--tag", default="smollm2")
+    parser.add_argument("--tag", default="smollm2_world")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", type=Path, default=ROOT / "results" / "generation_transfer.json")
     args = parser.parse_args(argv)
@@ -42,7 +42,7 @@ def main(argv=None) -> dict:
     prompts = [p for p, row in zip(saved.prompts, saved.candidates) for _ in row]
     world = AnswerMatrix.from_frame(load_preferences(args.work_dir / f"world-seed{args.seed}.jsonl"))
     world_prompts, world_texts = list(world.item_prompts), list(world.item_responses)
-    model = RewardFactorization.load(args.work_dir / "model")
+    model = RewardFactorization.load(args.work_dir / "model-world")
     truth_world, truth_llm = score_texts(world_texts), score_texts(texts)
     raw_world, raw_llm = model.featurizer().transform(world_prompts, world_texts), model.featurizer().transform(prompts, texts)
     inputs = {"phi": (model.base_rewards(raw_world), model.base_rewards(raw_llm)), "raw features": (raw_world, raw_llm)}

@@ -87,9 +87,10 @@ def test_dsp_converter(tmp_path):
     from preflm.simulate.dsp import SOURCES
 
     out = tmp_path / "dsp.jsonl"
-    result = runner.invoke(app, ["dsp", str(DSP), "--output", str(out)])
+    result = runner.invoke(app, ["dsp", str(DSP), "--output", str(out), "--extra-new-users", "5"])
     assert result.exit_code == 0, result.output
     frame = load_preferences(out)
+    assert frame.loc[frame["split"] != "train", "user_id"].nunique() == 15 + 5
     assert set(frame["split"]) == {"train", "pool", "test"}
     assert (frame["response_a"].str.strip() != frame["response_b"].str.strip()).all()
     matrix = AnswerMatrix.from_frame(frame)

@@ -28,6 +28,7 @@ from preflm.simulate import (
     simulate_preferences,
     true_reward,
     users_path,
+    world_from_texts,
     write_world,
 )
 from preflm.simulate.bank import GENERIC_EXTRAS, TOPIC_EXTRAS, TOPIC_FOLLOWUPS, TOPIC_QUIPS, get_prompt, load_bank
@@ -307,6 +308,34 @@ def test_world_writes_unseen_prompt_splits_by_default(small_world):
     assert len(split.new_users) == round(0.25 * 90)
 
 
+def test_world_from_given_texts_judges_them_with_the_same_users():
+    """Any answers (e.g. an LLM's) get the world's users, an unseen-prompt split and answers by true reward."""
+    entries = PROMPTS[:20]
+    texts = [[f"{e.question} Short.", f"{e.content[0]} Furthermore, it is advisable to verify this.",
+              f"{e.content[0]} Would you like to know more?", f"Wow! {e.content[0]} Amazing!",
+              f"Maybe {e.content[0].lower()} I think it depends."] for e in entries]
+    cfg = WorldConfig(seed=3, **{**SMALL, "n_prompts": None})
+    world = world_from_texts(entries, texts, cfg)
+    frame = world.to_frame()
+    assert set(frame["response_a"]) | set(frame["response_b"]) <= {t for row in texts for t in row}
+    prompts = _split_prompts(frame)
+    assert not prompts["train"] & prompts["pool"] and not prompts["pool"] & prompts["test"]
+    assert not prompts["train"] & prompts["test"]
+    assert (world.styles == -1).all() and len(world.texts) == 100
+    weights = {u.user_id: u.weights for u in world.users}
+    assert weights.keys() == {u.user_id for u in build_world(cfg).users}
+    row = frame.iloc[5]
+    assert true_reward(weights[row["user_id"]], [row["response_a"]])[0] == pytest.approx(row["true_reward_a"])
+    decided = frame[frame["preference"] != "tie"]
+    agree = (decided["true_reward_a"] > decided["true_reward_b"]) == (decided["preference"] == "a")
+    assert agree.mean() > 0.8
+    assert world_from_texts(entries, texts, cfg).to_frame().equals(frame)
+    with pytest.raises(ValueError, match="same number"):
+        world_from_texts(entries, [row[: 2 + i % 2] for i, row in enumerate(texts)], cfg)
+    with pytest.raises(ValueError, match="one list of answers per prompt"):
+        world_from_texts(entries, texts[:-1], cfg)
+
+
 def test_world_seen_prompts_option_and_too_few_prompts():
     frame = build_world(WorldConfig(seed=3, protocol="seen-prompts", **SMALL)).to_frame()
     prompts = _split_prompts(frame)
@@ -334,3 +363,12 @@ def test_dsp_unseen_queries(tmp_path):
     assert mixed["pool"] & mixed["train"]
     with pytest.raises(ValueError, match="the pool queries have only 60"):
         dsp_frame(path, seed=1, **{**small, "pool_size": 100})
+    base = dsp_frame(path, seed=1, **small)
+    more = dsp_frame(path, seed=1, extra_new_users=7, **small)
+    assert more.iloc[: len(base)].equals(base)
+    added = more.iloc[len(base):]
+    assert added["user_id"].nunique() == 7 and not set(added["user_id"]) & set(base["user_id"])
+    assert set(added["split"]) == {"pool", "test"} and len(added) == 7 * 40
+    assert set(added.loc[added["split"] == "pool", "prompt"]) <= prompts["pool"]
+    with pytest.raises(ValueError, match="extra_new_users"):
+        dsp_frame(path, seed=1, extra_new_users=-1, **small)

@@ -548,6 +548,9 @@ def dsp(
     output: Path = typer.Option(Path("runs/dsp.jsonl"), help="Where to write the dataset (JSONL)."),
     seed: int = SEED,
     protocol: str = PROTOCOL,
+    extra_new_users: int = typer.Option(
+        0, min=0, help="More new users (pool/test only), drawn after the rest so every other answer stays the same."
+    ),
 ) -> None:
     """Convert the Domain-Specific Preference data into multi-user answers in the standard format."""
     from preflm.simulate.dsp import write_dsp_dataset
@@ -555,7 +558,7 @@ def dsp(
     if not source.is_file():
         _fail(f"{source}: file not found")
     try:
-        path = write_dsp_dataset(source, output, seed=seed, protocol=protocol)
+        path = write_dsp_dataset(source, output, seed=seed, protocol=protocol, extra_new_users=extra_new_users)
     except ValueError as err:
         _fail(str(err))
     console.print(f"wrote {path}")

@@ -23,6 +23,7 @@ from .world import (
     simulate_preferences,
     true_reward,
     users_path,
+    world_from_texts,
     write_world,
 )
 
@@ -55,5 +56,6 @@ __all__ = [
     "simulate_preferences",
     "true_reward",
     "users_path",
+    "world_from_texts",
     "write_world",
 ]

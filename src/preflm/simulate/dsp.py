@@ -44,6 +44,7 @@ def dsp_frame(
     tie_margin: float = 0.02,
     protocol: str = "unseen-prompts",
     prompt_fractions: tuple[float, float, float] = DEFAULT_PROMPT_FRACTIONS,
+    extra_new_users: int = 0,
 ) -> pd.DataFrame:
     """Answers table (with split, true rewards and true features) built from the DSP json file.
 
@@ -52,7 +53,13 @@ def dsp_frame(
     a pair already listed (a few queries occur twice), so no new user is tested on a question it was asked.
     Under ``unseen-prompts`` the groups partition the distinct query texts (``prompt_fractions``: train,
     pool, test), so a repeated query never straddles two groups.
+
+    ``extra_new_users`` adds that many more new (mixture) users, drawn after all the others from a stream
+    of their own: every other row stays exactly as without them, so a larger test population leaves the
+    seen users' answers, and so the trained model, unchanged.
     """
+    if extra_new_users < 0:
+        raise ValueError(f"extra_new_users must be >= 0, got {extra_new_users}")
     if protocol not in PROTOCOLS:
         raise ValueError(f"protocol must be one of {PROTOCOLS}, got {protocol!r}")
     items = [
@@ -92,13 +99,14 @@ def dsp_frame(
                 f"DSP {protocol}: {need} answers per user need as many distinct pairs, "
                 f"but the {name} queries have only {len(by_group[name])}"
             )
-    rows = []
-    for user in range(n_users):
-        if is_new[user] and protocol == "unseen-prompts":
+    rows: list[dict] = []
+
+    def answer(name: str, user_weights: np.ndarray, new: bool, rng: np.random.Generator) -> None:
+        if new and protocol == "unseen-prompts":
             asked = np.concatenate([rng.choice(by_group["pool"], pool_size, replace=False),
                                     rng.choice(by_group["test"], test_size, replace=False)])
             split = np.array(["pool"] * pool_size + ["test"] * test_size)
-        elif is_new[user]:
+        elif new:
             asked = rng.choice(n_pairs, pool_size + test_size, replace=False)
             split = np.array(["pool"] * pool_size + ["test"] * test_size)
         else:
@@ -109,23 +117,30 @@ def dsp_frame(
         a = np.where(swap, src_b[asked], src_a[asked])
         b = np.where(swap, src_a[asked], src_b[asked])
         eye = np.eye(len(SOURCES))
-        answers = simulate_preferences(weights[user], eye[a], eye[b], temperature, tie_margin, rng)
+        answers = simulate_preferences(user_weights, eye[a], eye[b], temperature, tie_margin, rng)
         for i, q in enumerate(query[asked]):
             responses = items[q]["responses"]
             rows.append(
                 {
-                    "user_id": names[user],
+                    "user_id": name,
                     "prompt": items[q]["query"],
                     "response_a": responses[SOURCES[a[i]]],
                     "response_b": responses[SOURCES[b[i]]],
                     "preference": {1.0: "a", 0.0: "b", 0.5: "tie"}[answers[i]],
                     "split": split[i],
-                    "true_reward_a": float(weights[user, a[i]]),
-                    "true_reward_b": float(weights[user, b[i]]),
+                    "true_reward_a": float(user_weights[a[i]]),
+                    "true_reward_b": float(user_weights[b[i]]),
                     "true_features_a": eye[a[i]].tolist(),
                     "true_features_b": eye[b[i]].tolist(),
                 }
             )
+
+    for user in range(n_users):
+        answer(names[user], weights[user], bool(is_new[user]), rng)
+    extra_rng = np.random.default_rng([seed, 1])
+    extra_weights = extra_rng.dirichlet(np.full(len(SOURCES), 0.5), size=extra_new_users)
+    for i, user_weights in enumerate(extra_weights):
+        answer(f"mix:{n_mixture_users + i:03d}", user_weights, True, extra_rng)
     return pd.DataFrame(rows)
 
 

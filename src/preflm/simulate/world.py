@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 import numbers
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from itertools import combinations
 from pathlib import Path
 from typing import Sequence
@@ -40,6 +40,7 @@ __all__ = [
     "simulate_preferences",
     "true_reward",
     "users_path",
+    "world_from_texts",
     "write_world",
 ]
 
@@ -299,8 +300,8 @@ def build_world(config: WorldConfig | None = None) -> World:
     k = cfg.candidates_per_prompt
     if k < 2:
         raise ValueError("candidates_per_prompt must be at least 2 to form pairs")
-    streams = [np.random.default_rng(s) for s in np.random.SeedSequence(cfg.seed).spawn(7)]
-    rng_prompts, rng_cands, rng_users, rng_new, rng_pairs, rng_answers, rng_groups = streams
+    streams = _streams(cfg.seed)
+    rng_prompts, rng_cands = streams[:2]
 
     prompts = list(PROMPTS)
     if cfg.n_prompts is not None:
@@ -315,6 +316,38 @@ def build_world(config: WorldConfig | None = None) -> World:
         for text, style in candidates_for_prompt(entry, k, rng_cands, cfg.style_probs):
             texts.append(text)
             styles.append(style)
+    return _answer(cfg, prompts, texts, np.stack(styles).astype(np.int8), streams[2:])
+
+
+def world_from_texts(
+    prompts: Sequence[PromptEntry], texts: Sequence[Sequence[str]], config: WorldConfig | None = None
+) -> World:
+    """The world's users and answers over given answers (``texts[p]`` answer ``prompts[p]``), e.g. an LLM's samples.
+
+    The users, the prompt split and the answers are drawn as in ``build_world`` (same seed streams);
+    ``config.n_prompts``, ``candidates_per_prompt`` and ``style_probs`` do not apply, and the candidates'
+    ``styles`` are unknown (-1).
+    """
+    cfg = WorldConfig() if config is None else config
+    if len(prompts) != len(texts) or not prompts:
+        raise ValueError(f"need one list of answers per prompt, got {len(texts)} lists for {len(prompts)} prompts")
+    sizes = {len(row) for row in texts}
+    if len(sizes) != 1 or min(sizes) < 2:
+        raise ValueError(f"every prompt needs the same number (at least 2) of answers, got sizes {sorted(sizes)}")
+    flat = [str(t) for row in texts for t in row]
+    styles = np.full((len(flat), len(ATTRIBUTES)), -1, dtype=np.int8)
+    return _answer(replace(cfg, candidates_per_prompt=sizes.pop()), list(prompts), flat, styles, _streams(cfg.seed)[2:])
+
+
+def _streams(seed: int) -> list[np.random.Generator]:
+    """The world's seven random streams: prompts, candidates, users, new users, pairs, answers, prompt groups."""
+    return [np.random.default_rng(s) for s in np.random.SeedSequence(seed).spawn(7)]
+
+
+def _answer(cfg: WorldConfig, prompts: list[PromptEntry], texts: list[str], styles: np.ndarray, streams) -> World:
+    """Users, pairs and answers over ``texts`` (``cfg.candidates_per_prompt`` consecutive texts per prompt)."""
+    rng_users, rng_new, rng_pairs, rng_answers, rng_groups = streams
+    k = cfg.candidates_per_prompt
     cand_prompt = np.repeat(np.arange(len(prompts)), k)
     scores = score_texts(texts)
 
@@ -378,7 +411,7 @@ def build_world(config: WorldConfig | None = None) -> World:
         prompts=prompts,
         cand_prompt=cand_prompt,
         texts=texts,
-        styles=np.stack(styles).astype(np.int8),
+        styles=styles,
         scores=scores,
         users=users,
         answer_user=answer_user,
