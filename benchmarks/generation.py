@@ -11,7 +11,7 @@ rated the same LLM's answers to the bank's other prompts (``--train-candidates``
 diversified), and new users are asked about and tested on the LLM's answers too; no benchmark prompt is
 rated by anyone. ``world`` trains on the world's template texts and so measures transfer to the LLM's
 wording. References bound the result: the true attribute scores as phi with weights from the same answers
-(known phi), and the learned phi with each user's best-fitting weights (the learned phi's ceiling).
+(known phi), and the learned phi with each user's least-squares best weights (the ceiling of its r).
 
     python benchmarks/generation.py                          # SmolLM2-135M, ~10 min on 2 CPU cores
     python benchmarks/generation.py --reward-data world      # trained on the template texts (transfer)
@@ -29,17 +29,16 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # idle OpenMP threads sleep
 
 import argparse
 import json
-from dataclasses import asdict
 import platform
 import re
 import sys
 import time
+from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
 
 from preflm.data import AnswerMatrix, load_preferences, split_answers
-from preflm.metrics import mean_ci
 from preflm.eval.harness import known_phi_method
 from preflm.eval.onboarding import pad_answers, score_weights, simulate_onboarding
 from preflm.factorize import FactorizeConfig, RewardFactorization
@@ -47,6 +46,7 @@ from preflm.factorize.pipeline import featurize_items, train_reward_model
 from preflm.featurize import DEFAULT_FEATURIZER, CachedFeaturizer, featurizer_from_name
 from preflm.generate.generators import GenerationConfig, GenerationError, load_generator
 from preflm.generate.personalize import DEFAULT_STYLES, CandidateSet, guided_decoding, prompting_baseline, style_plan
+from preflm.metrics import mean_ci
 from preflm.simulate import (
     ATTRIBUTE_NAMES, PROMPTS, WorldConfig, load_users, score_texts, true_reward, world_from_texts, write_world,
 )
@@ -82,7 +82,10 @@ def parse_args(argv=None) -> argparse.Namespace:
                         help="llm: users rated the LLM's answers to the other bank prompts; world: the template texts")
     parser.add_argument("--train-candidates", type=int, default=8, help="LLM answers per training prompt (--reward-data llm)")
     parser.add_argument("--n-factors-choices", default="", help="J values to choose from on seen users, as for preflm train")
-    return parser.parse_args(argv)
+    args = parser.parse_args(argv)
+    if args.train_candidates < 2:
+        parser.error("--train-candidates must be at least 2 (pairs of answers are compared)")
+    return args
 
 
 class Clock:
@@ -164,35 +167,44 @@ def best_fitting_rewards(model, candidates: CandidateSet, truth: np.ndarray) -> 
     return (phi @ weights).T.reshape(truth.shape)
 
 
+def tied_share(world_path: Path) -> float:
+    """Share of all the world's simulated answers (seen and new users) that are ties."""
+    return float(np.mean(load_preferences(world_path)["preference"] == 0.5))
+
+
 def chosen_true(scores: np.ndarray, truth: np.ndarray, n: int) -> np.ndarray:
     """True reward (U, P) of the candidate each user's learned reward ranks first among the first n."""
     best = np.argmax(scores[..., :n], axis=-1)
     return np.take_along_axis(truth[..., :n], best[..., None], axis=-1)[..., 0]
 
 
-def training_world(args, generator, benchmark_prompts, clock: Clock) -> Path:
+def training_world(args, generator, benchmark_prompts, styles, clock: Clock) -> tuple[Path, dict]:
     """The answers the reward model learns from: the template world, or the world's users rating the LLM.
 
     Under ``llm`` the LLM answers every bank prompt outside the benchmark's; those answers are cached in the
-    work folder and reused while the generator, prompts and sampling settings stay the same.
+    work folder and reused while the generator, prompts and sampling settings stay the same. Returns the
+    world's path and what generating the training answers cost (empty under ``world``).
     """
     config = WorldConfig(seed=args.seed)
     if args.reward_data == "world":
         world_path = args.work_dir / f"world-seed{args.seed}.jsonl"
         if not world_path.is_file():
             write_world(world_path, config)
-        return world_path
+        return world_path, {}
     held_out = {e.prompt_id for e in benchmark_prompts}
     entries = [e for e in PROMPTS if e.prompt_id not in held_out]
+    if not entries:
+        raise SystemExit(f"--n-prompts {args.n_prompts} leaves no bank prompt to train on ({len(PROMPTS)} in the bank)")
     prompts = [e.question for e in entries]
     sampling = GenerationConfig(max_new_tokens=args.max_new_tokens, temperature=args.temperature, seed=args.seed + 1)
-    styles = None if args.no_styles else DEFAULT_STYLES
     cache = args.work_dir / f"train-candidates-{tag_for(args.generator)}.json"
     saved = CandidateSet.load(cache) if cache.is_file() else None
-    if saved is not None and (saved.prompts, saved.n, saved.generator, saved.config, saved.styles[0]) == (
-        prompts, args.train_candidates, generator.name, json.loads(json.dumps(asdict(sampling))),
-        style_plan(args.train_candidates, styles),
-    ):
+    reused = (
+        saved is not None and saved.prompts == prompts and saved.n == args.train_candidates
+        and saved.generator == generator.name and saved.config == json.loads(json.dumps(asdict(sampling)))
+        and saved.styles[0] == style_plan(args.train_candidates, styles)
+    )
+    if reused:
         clock.log(f"reusing {cache} ({len(prompts)} prompts x {saved.n} answers)")
     else:
         saved = CandidateSet.generate(generator, prompts, args.train_candidates, sampling, styles)
@@ -201,7 +213,9 @@ def training_world(args, generator, benchmark_prompts, clock: Clock) -> Path:
                   f"{saved.tokens_generated} tokens in {saved.seconds:.0f} s")
     world_path = args.work_dir / f"llm-world-{args.tag}-seed{args.seed}.jsonl"
     world_from_texts(entries, saved.candidates, config).write(world_path)
-    return world_path
+    cost = {"prompts": len(prompts), "answers_per_prompt": saved.n, "tokens": saved.tokens_generated,
+            "seconds": round(saved.seconds, 1), "reused_from_cache": reused}
+    return world_path, cost
 
 
 def prepare_model(args, world_path: Path, clock: Clock):
@@ -217,13 +231,15 @@ def prepare_model(args, world_path: Path, clock: Clock):
     else:
         config = FactorizeConfig(seed=args.seed, n_factors_choices=args.n_factors_choices)
         model = train_reward_model(split.train, features, featurizer, config, progress=False)
-        model.save(args.work_dir / f"model-{args.reward_data}")
+        model.save(args.work_dir / f"model-{args.tag}")
         clock.log(f"trained reward model: J={model.config.n_factors}, held-out accuracy {model.validation_accuracy_:.3f}")
     return matrix, split, featurizer, features, model
 
 
 def onboard(args, matrix, split, features, model, world_path, clock: Clock):
-    """Learned weights of the new users after 0 and each budget of actively chosen answers, and their true weights."""
+    """New users' ids, learned weights after 0 and each budget of active answers, known-phi weights after
+    the main budget (true attribute scores as phi, its own active questions from the same pool), true
+    weights, and held-out pairwise accuracy by budget."""
     users = split.new_users
     if args.n_users and args.n_users < len(users):
         users = np.sort(np.random.default_rng(args.seed).choice(users, args.n_users, replace=False))
@@ -261,12 +277,12 @@ def run(args) -> dict:
     clock.log(f"loaded generator {generator.name} on {getattr(generator, 'device', 'endpoint')}")
     entries = pick_prompts(args.n_prompts, args.seed)
     prompts = [e.question for e in entries]
-    world_path = training_world(args, generator, entries, clock)
+    styles = None if args.no_styles else DEFAULT_STYLES
+    world_path, training_answers = training_world(args, generator, entries, styles, clock)
     matrix, split, featurizer, features, model = prepare_model(args, world_path, clock)
     ids, learned, known_weights, true_weights, accuracy = onboard(args, matrix, split, features, model, world_path, clock)
 
     config = GenerationConfig(max_new_tokens=args.max_new_tokens, temperature=args.temperature, seed=args.seed)
-    styles = None if args.no_styles else DEFAULT_STYLES
     throughput = {}
 
     tokens, seconds = generator.tokens_generated, generator.seconds
@@ -308,12 +324,12 @@ def run(args) -> dict:
     fitted_scores = best_fitting_rewards(model, candidates, truth)
     results["references"] = {
         f"random candidate of {N}": summarize(any_candidate),
-        f"best of {N} by the true attributes as phi, weights from the same {main} answers (known-phi bound)": summarize(
+        f"best of {N} by the true attributes as phi, weights from {main} active answers of the same pool (known-phi bound)": summarize(
             win_rates(chosen_true(known_scores, truth, N), default_truth),
             reward_alignment=float(np.nanmean(within_prompt_correlation(known_scores, truth))),
         ),
         f"best of {N} by the learned phi, weights least-squares fitted to the true rewards of these candidates "
-        "(the learned phi's ceiling, in sample)": summarize(
+        "(the ceiling of the learned phi's r, in sample)": summarize(
             win_rates(chosen_true(fitted_scores, truth, N), default_truth),
             reward_alignment=float(np.nanmean(within_prompt_correlation(fitted_scores, truth))),
         ),
@@ -394,6 +410,8 @@ def run(args) -> dict:
             "train_candidates": args.train_candidates if args.reward_data == "llm" else None, "judge": "each user's true reward (Attributes world); win = higher than the greedy default, tie = 1/2",
         },
         "reward_model": {"n_factors": model.config.n_factors, "validation_accuracy": model.validation_accuracy_,
+                         "training_answers": int(matrix.n_answers), "tied_share": tied_share(world_path),
+                         "training_answers_generated": training_answers,
                          "featurizer": args.featurizer, "n_factors_choices": args.n_factors_choices or None},
         **results,
         "throughput": throughput,
@@ -421,10 +439,22 @@ def _fmt(entry: dict) -> str:
     return f"{entry['win_rate']:.3f} [{low:.3f}, {high:.3f}]"
 
 
+def _test_answers(settings: dict) -> str:
+    if settings.get("reward_data", "world") == "llm":
+        return "pairs of the LLM's answers to test prompts held out from training"
+    return "pairs of the world's template texts"
+
+
 def _reward_model_line(info: dict) -> str:
     chosen = f", chosen from {info['n_factors_choices']}" if info.get("n_factors_choices") else ""
-    return (f" Featurizer `{info['featurizer']}`, J = {info['n_factors']}{chosen}; seen users' held-out-prompt "
-            f"accuracy {info['validation_accuracy']:.3f}.")
+    line = (f" Featurizer `{info['featurizer']}`, J = {info['n_factors']}{chosen}; seen users' held-out-prompt "
+            f"accuracy {info['validation_accuracy']:.3f}. {info['training_answers']} simulated answers, "
+            f"{info['tied_share']:.0%} of them ties.")
+    generated = info.get("training_answers_generated")
+    if generated:
+        line += (f" The LLM's {generated['prompts']} x {generated['answers_per_prompt']} training answers took "
+                 f"{generated['seconds'] / 60:.1f} min to generate{' (cached from an earlier run)' if generated['reused_from_cache'] else ''}.")
+    return line
 
 
 def _alignment(entry: dict) -> str:
@@ -438,7 +468,8 @@ def markdown(report: dict) -> str:
         "",
         "Reward model trained on " + (
             f"the world's users rating {report['generator']}'s answers ({s['train_candidates']} per prompt) to the bank's "
-            f"other prompts; no benchmark prompt was rated by anyone."
+            f"other prompts (seen users rate training prompts; new users are asked on pool prompts and tested on test "
+            f"prompts); no benchmark prompt was rated by anyone."
             if s.get("reward_data", "world") == "llm" else "the Attributes world's template texts (transfer to the LLM's wording)."
         ) + _reward_model_line(report["reward_model"]),
         "",
@@ -462,7 +493,7 @@ def markdown(report: dict) -> str:
             for b, r in report["vs_answers"].items()
         ],
         "",
-        "Held-out pairwise accuracy is on the world's own answers; r is the per-user correlation (within prompt)",
+        f"Held-out pairwise accuracy is on the new users' test answers ({_test_answers(s)}); r is the per-user correlation (within prompt)",
         "between the learned and the true reward across the LLM's candidates, averaged over users.",
         "",
         "## References",

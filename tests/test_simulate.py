@@ -321,9 +321,14 @@ def test_world_from_given_texts_judges_them_with_the_same_users():
     prompts = _split_prompts(frame)
     assert not prompts["train"] & prompts["pool"] and not prompts["pool"] & prompts["test"]
     assert not prompts["train"] & prompts["test"]
-    assert (world.styles == -1).all() and len(world.texts) == 100
+    assert world.styles.shape == (100, 0) and len(world.texts) == 100
     weights = {u.user_id: u.weights for u in world.users}
-    assert weights.keys() == {u.user_id for u in build_world(cfg).users}
+    template = build_world(WorldConfig(seed=3, **SMALL))
+    assert [(u.user_id, u.is_new) for u in world.users] == [(u.user_id, u.is_new) for u in template.users]
+    assert all(np.array_equal(weights[u.user_id], u.weights) for u in template.users)
+    k = template.config.candidates_per_prompt
+    own = [template.texts[i : i + k] for i in range(0, len(template.texts), k)]
+    assert world_from_texts(template.prompts, own, template.config).to_frame().equals(template.to_frame())
     row = frame.iloc[5]
     assert true_reward(weights[row["user_id"]], [row["response_a"]])[0] == pytest.approx(row["true_reward_a"])
     decided = frame[frame["preference"] != "tie"]
@@ -334,6 +339,10 @@ def test_world_from_given_texts_judges_them_with_the_same_users():
         world_from_texts(entries, [row[: 2 + i % 2] for i, row in enumerate(texts)], cfg)
     with pytest.raises(ValueError, match="one list of answers per prompt"):
         world_from_texts(entries, texts[:-1], cfg)
+    with pytest.raises(ValueError, match="at least 2"):
+        world_from_texts(entries, [row[:1] for row in texts], cfg)
+    with pytest.raises(ValueError, match="blank or repeated answer"):
+        world_from_texts(entries, [row[:-1] + [row[0] + " "] for row in texts], cfg)
 
 
 def test_world_seen_prompts_option_and_too_few_prompts():

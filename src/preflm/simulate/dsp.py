@@ -101,28 +101,29 @@ def dsp_frame(
             )
     rows: list[dict] = []
 
-    def answer(name: str, user_weights: np.ndarray, new: bool, rng: np.random.Generator) -> None:
+    def answer(user_id: str, user_weights: np.ndarray, new: bool, draws: np.random.Generator) -> None:
+        """Append one user's rows: train answers for a seen user, pool and test answers for a new one."""
         if new and protocol == "unseen-prompts":
-            asked = np.concatenate([rng.choice(by_group["pool"], pool_size, replace=False),
-                                    rng.choice(by_group["test"], test_size, replace=False)])
+            asked = np.concatenate([draws.choice(by_group["pool"], pool_size, replace=False),
+                                    draws.choice(by_group["test"], test_size, replace=False)])
             split = np.array(["pool"] * pool_size + ["test"] * test_size)
         elif new:
-            asked = rng.choice(n_pairs, pool_size + test_size, replace=False)
+            asked = draws.choice(n_pairs, pool_size + test_size, replace=False)
             split = np.array(["pool"] * pool_size + ["test"] * test_size)
         else:
-            asked = rng.choice(by_group["train" if protocol == "unseen-prompts" else "any"],
+            asked = draws.choice(by_group["train" if protocol == "unseen-prompts" else "any"],
                                train_answers_per_user, replace=False)
             split = np.full(len(asked), "train")
-        swap = rng.random(len(asked)) < 0.5
+        swap = draws.random(len(asked)) < 0.5
         a = np.where(swap, src_b[asked], src_a[asked])
         b = np.where(swap, src_a[asked], src_b[asked])
         eye = np.eye(len(SOURCES))
-        answers = simulate_preferences(user_weights, eye[a], eye[b], temperature, tie_margin, rng)
+        answers = simulate_preferences(user_weights, eye[a], eye[b], temperature, tie_margin, draws)
         for i, q in enumerate(query[asked]):
             responses = items[q]["responses"]
             rows.append(
                 {
-                    "user_id": name,
+                    "user_id": user_id,
                     "prompt": items[q]["query"],
                     "response_a": responses[SOURCES[a[i]]],
                     "response_b": responses[SOURCES[b[i]]],

@@ -181,7 +181,8 @@ class World:
     """Candidates, users and answers of one simulated world.
 
     Candidate c answers ``prompts[cand_prompt[c]]`` with ``texts[c]`` written in
-    ``styles[c]``, scoring ``scores[c]``. Answer k is user ``answer_user[k]``
+    ``styles[c]`` (a level per attribute; no columns when the texts came from
+    elsewhere, see ``world_from_texts``), scoring ``scores[c]``. Answer k is user ``answer_user[k]``
     comparing candidates ``answer_a[k]`` and ``answer_b[k]`` (1.0 = a preferred,
     0.0 = b, 0.5 = tie) in split ``answer_split[k]``.
     """
@@ -324,9 +325,10 @@ def world_from_texts(
 ) -> World:
     """The world's users and answers over given answers (``texts[p]`` answer ``prompts[p]``), e.g. an LLM's samples.
 
-    The users, the prompt split and the answers are drawn as in ``build_world`` (same seed streams);
-    ``config.n_prompts``, ``candidates_per_prompt`` and ``style_probs`` do not apply, and the candidates'
-    ``styles`` are unknown (-1).
+    The users, the prompt split and the answers are drawn as in ``build_world`` (same seed streams), so
+    ``build_world``'s own texts give ``build_world``'s world; ``config.n_prompts``, ``candidates_per_prompt``
+    and ``style_probs`` do not apply, and the candidates have no style labels (``styles`` has no columns).
+    Every prompt needs the same number of distinct, non-blank answers: a pair of equal texts is no question.
     """
     cfg = WorldConfig() if config is None else config
     if len(prompts) != len(texts) or not prompts:
@@ -334,8 +336,12 @@ def world_from_texts(
     sizes = {len(row) for row in texts}
     if len(sizes) != 1 or min(sizes) < 2:
         raise ValueError(f"every prompt needs the same number (at least 2) of answers, got sizes {sorted(sizes)}")
+    for entry, row in zip(prompts, texts):
+        stripped = [str(t).strip() for t in row]
+        if not all(stripped) or len(set(stripped)) < len(stripped):
+            raise ValueError(f"prompt {entry.prompt_id!r} has a blank or repeated answer; every answer must be distinct")
     flat = [str(t) for row in texts for t in row]
-    styles = np.full((len(flat), len(ATTRIBUTES)), -1, dtype=np.int8)
+    styles = np.zeros((len(flat), 0), dtype=np.int8)
     return _answer(replace(cfg, candidates_per_prompt=sizes.pop()), list(prompts), flat, styles, _streams(cfg.seed)[2:])
 
 
