@@ -157,19 +157,14 @@ def candidate_styles(candidates: CandidateSet) -> dict:
 
 
 def best_fitting_rewards(model, candidates: CandidateSet, truth: np.ndarray) -> np.ndarray:
-    """Rewards (U, P, N) of the learned phi under each user's least-squares best weights for ``truth`` (within prompt)."""
-    prompts = [p for p, row in zip(candidates.prompts, candidates.candidates) for _ in row]
-    texts = [t for row in candidates.candidates for t in row]
-    phi = model.base_rewards(model.featurizer().transform(prompts, texts)).reshape(len(candidates.prompts), candidates.n, -1)
+    """Rewards (U, P, N) of the learned phi under each user's least-squares best weights for ``truth`` (within prompt).
+
+    Unit weights over the J base rewards give phi itself, so phi comes from the candidates' scoring call."""
+    phi = candidates.rewards(model, np.eye(model.config.n_factors)).transpose(1, 2, 0)
     phi = (phi - phi.mean(1, keepdims=True)).reshape(-1, phi.shape[-1])
     centred = (truth - truth.mean(-1, keepdims=True)).reshape(len(truth), -1)
     weights = np.linalg.lstsq(phi, centred.T, rcond=None)[0]
     return (phi @ weights).T.reshape(truth.shape)
-
-
-def tied_share(world_path: Path) -> float:
-    """Share of all the world's simulated answers (seen and new users) that are ties."""
-    return float(np.mean(load_preferences(world_path)["preference"] == 0.5))
 
 
 def chosen_true(scores: np.ndarray, truth: np.ndarray, n: int) -> np.ndarray:
@@ -410,7 +405,7 @@ def run(args) -> dict:
             "train_candidates": args.train_candidates if args.reward_data == "llm" else None, "judge": "each user's true reward (Attributes world); win = higher than the greedy default, tie = 1/2",
         },
         "reward_model": {"n_factors": model.config.n_factors, "validation_accuracy": model.validation_accuracy_,
-                         "training_answers": int(matrix.n_answers), "tied_share": tied_share(world_path),
+                         "training_answers": int(matrix.n_answers), "tied_share": float(np.mean(matrix.answer_value == 0.5)),
                          "training_answers_generated": training_answers,
                          "featurizer": args.featurizer, "n_factors_choices": args.n_factors_choices or None},
         **results,
