@@ -45,7 +45,7 @@ def test_evaluate_writes_json_and_report(small_world, tmp_path):
     assert result.exit_code == 0, result.output
     results = json.loads(out.read_text())
     assert results["split_from_file"] is True
-    assert set(results["methods"]) == {"pref", "pref_svd_init", "pref_no_svd_init", "pref_no_l2", "known_phi"}
+    assert set(results["methods"]) == {"pref", "pref_svd_init", "pref_no_svd_init", "pref_no_l2", "pref_no_residual", "known_phi"}
     for name in ("pref", "known_phi"):
         for strategy in ("active", "random"):
             entry = results["methods"][name]["strategies"][strategy]["10"]

@@ -117,7 +117,7 @@ def test_n_factors_choices_keeps_the_j_that_few_answer_users_fit_best(planted, t
     assert set(selection) == {"1", "4", "6"}
     assert all(0.0 <= entry["few_answer_accuracy"] <= 1.0 for entry in selection.values())
     best = max((1, 4, 6), key=lambda j: (selection[str(j)]["few_answer_accuracy"], -j))
-    assert chosen.config.n_factors == best and chosen.user_weights_.shape[1] == best
+    assert chosen.config.n_factors == best and chosen.user_weights_.shape[1] == best + chosen.config.residual_factors
     # The planted problem has 4 base rewards: one factor cannot explain the answers.
     assert selection["4"]["few_answer_accuracy"] > selection["1"]["few_answer_accuracy"] + 0.05
     fixed = RewardFactorization(n_factors=best, **settings).fit(planted.features, planted.split.train, progress=False)
@@ -153,3 +153,79 @@ def test_n_factors_choices_needs_held_out_prompts(planted):
         RewardFactorization(n_factors_choices="1,2", val_fraction=0.0, max_steps=20, svd_init="off").fit(
             planted.features, planted.split.train, progress=False
         )
+
+
+def _individual_taste_problem(seed=0):
+    """Seen users share 2 directions of 16 features; new users add a taste of their own along all 16."""
+    from preflm.data import split_answers
+    from preflm.simulate.planted import planted_answers
+
+    rng = np.random.default_rng(seed)
+    features = rng.normal(size=(600, 16))
+    shared = features @ rng.normal(size=(16, 2))
+    n_seen, n_new = 60, 30
+    weights = 1.5 * rng.normal(size=(n_seen + n_new, 2))
+    own = np.zeros((n_seen + n_new, 16))
+    own[n_seen:] = 0.6 * rng.normal(size=(n_new, 16))
+    matrix, order = planted_answers(weights @ shared.T + own @ features.T, n_seen, 250, 150, 100, 3000, rng)
+    return features[order], split_answers(matrix, protocol="seen-prompts")
+
+
+def test_residual_base_rewards_let_a_user_leave_the_shared_span():
+    features, split = _individual_taste_problem()
+    users = split.new_users
+    pool, test = pad_answers(split.pool, users), pad_answers(split.test, users)
+    accuracy = {}
+    for residual in (0, 16):
+        model = RewardFactorization(n_factors=2, head="linear", residual_factors=residual, seed=0)
+        model.fit(features, split.train, progress=False)
+        z = model.pair_differences(features, split.train.pairs)
+        weights = simulate_onboarding(pool, z, model.prior_mean_, model.prior_precision(), [150], "random", seed=0)
+        accuracy[residual] = np.nanmean(score_weights(weights[150], test, z)[0])
+    assert model.n_weights == 2 + 16 and model.base_rewards(features[:5]).shape == (5, 18)
+    assert np.all(model.user_weights_[:, 2:] == 0)
+    assert np.allclose(model.prior_cov_[2:, 2:], np.eye(16) / model.config.residual_strength)
+    assert np.all(model.prior_cov_[:2, 2:] == 0) and np.all(model.prior_mean_[2:] == 0)
+    assert accuracy[16] > accuracy[0] + 0.03
+
+
+def test_residual_strength_is_chosen_on_seen_users_and_saved(planted, tmp_path):
+    model = RewardFactorization(
+        n_factors=2, head="linear", max_steps=60, residual_factors=6, residual_strength_choices="10,1000", seed=0
+    ).fit(planted.features, planted.split.train, progress=False)
+    selection = model.residual_selection_
+    assert set(selection) == {"10", "1000"}
+    best = max((1000.0, 10.0), key=lambda s: selection[f"{s:g}"]["few_answer_accuracy"])
+    assert model.config.residual_strength == best and model.config.residual_factors == 6
+    model.save(tmp_path / "m")
+    loaded = RewardFactorization.load(tmp_path / "m")
+    assert loaded.model_id == model.model_id and loaded.n_weights == 8
+    assert np.allclose(loaded.base_rewards(planted.features[:20]), model.base_rewards(planted.features[:20]), atol=1e-6)
+    assert np.allclose(loaded.prior_cov_, model.prior_cov_)
+    fixed = RewardFactorization(n_factors=2, head="linear", max_steps=60, residual_factors=6, residual_strength=50,
+                                residual_strength_choices="", seed=0).fit(planted.features, planted.split.train, progress=False)
+    assert fixed.config.residual_strength == 50 and not fixed.residual_selection_
+
+
+def test_models_saved_before_the_residual_load_without_it(planted, tmp_path):
+    model = RewardFactorization(n_factors=2, head="linear", max_steps=30, residual_factors=0, seed=0)
+    model.fit(planted.features, planted.split.train, progress=False).save(tmp_path / "m")
+    config_path = tmp_path / "m" / "config.json"
+    meta = json.loads(config_path.read_text())
+    for key in ("residual_factors", "residual_strength", "residual_strength_choices"):
+        del meta["config"][key]
+    config_path.write_text(json.dumps(meta))
+    loaded = RewardFactorization.load(tmp_path / "m")
+    assert loaded.model_id == meta["model_id"] == model.model_id
+    assert loaded.n_weights == 2 and loaded.residual_directions_ is None
+
+
+@pytest.mark.parametrize("overrides, message", [
+    ({"residual_factors": -1}, "residual_factors"),
+    ({"residual_strength": 0.0}, "residual strengths"),
+    ({"residual_strength_choices": "10,x"}, "residual_strength_choices"),
+    ({"residual_strength_choices": "10,inf"}, "residual strengths"),
+])
+def test_residual_settings_are_checked(overrides, message):
+    with pytest.raises(ValueError, match=message):
+        RewardFactorization(**overrides)

@@ -278,7 +278,7 @@ def test_prompting_baseline_tells_the_llm_the_styles_the_user_likes(server):
 def test_generate_cli_prints_the_users_best_candidate(server, tmp_path):
     model = _fit_length_model()
     model.save(tmp_path / "model")
-    UserProfile("wordy", list(model.user_weights_[model.user_index("wordy")]), np.eye(2).tolist()).save(tmp_path / "p.json")
+    UserProfile("wordy", list(model.user_weights_[model.user_index("wordy")]), np.eye(model.n_weights).tolist()).save(tmp_path / "p.json")
     args = ["generate", "how do I bake bread", "--reward-model", str(tmp_path / "model"), "--profile", str(tmp_path / "p.json"),
             "--model-name-or-path", f"openai:{server.url}#m", "-n", "4", "--show-candidates"]
     result = CliRunner().invoke(app, args, env={"COLUMNS": "200"})

@@ -175,12 +175,14 @@ def test_fit_refuses_degenerate_data(case):
 
 
 def test_fit_users_never_returns_nan(model):
-    z = np.array([[1.0, np.nan], [0.5, 0.2]])
+    n = model.n_weights
+    z = np.eye(2, n)
+    z[0, 1] = np.nan
     with pytest.raises(ValueError, match="NaN or inf"):
         model.fit_users(z, np.array([1.0, 0.0]))
-    with pytest.raises(ValueError, match="3 factors but the model has 2"):
-        model.fit_users(np.ones((2, 3)), np.array([1.0, 0.0]))
-    weights, covariance = model.fit_users(np.array([[1.0, 0.0], [0.0, 1.0]]), np.array([1.0, 0.0]))
+    with pytest.raises(ValueError, match=f"{n + 1} entries but the model's users have {n}"):
+        model.fit_users(np.ones((2, n + 1)), np.array([1.0, 0.0]))
+    weights, covariance = model.fit_users(np.eye(2, n), np.array([1.0, 0.0]))
     assert np.isfinite(weights).all() and np.isfinite(covariance).all()
 
 
@@ -188,7 +190,8 @@ def test_fit_users_never_returns_nan(model):
 
 
 def _profile(model, answers=2, **changes):
-    values = {"user_id": "me", "weights": [0.1, -0.2], "covariance": [[1.0, 0.0], [0.0, 1.0]],
+    n = model.n_weights
+    values = {"user_id": "me", "weights": np.linspace(0.1, -0.2, n).tolist(), "covariance": np.eye(n).tolist(),
               "answers": [{"question": i, "preference": 1.0} for i in range(answers)], "model_id": model.model_id}
     return UserProfile(**{**values, **changes})
 
@@ -220,7 +223,7 @@ def test_profile_is_refused_by_another_model(model, other_model, saved):
     profile.check_model(RewardFactorization.load(saved))
     with pytest.raises(ProfileError, match=f"learned with model {model.model_id}.*not with this model"):
         profile.check_model(other_model)
-    with pytest.raises(ProfileError, match="has 3 weights but the model has 2 factors"):
+    with pytest.raises(ProfileError, match=f"has 3 weights but the model's users have {model.n_weights}"):
         _profile(model, weights=[0.0, 0.0, 0.0], covariance=np.eye(3).tolist()).check_model(model)
     _profile(model, model_id=None).check_model(other_model)  # profiles from before model ids: J is still checked
 

@@ -176,7 +176,7 @@ def test_batch_rewards_in_chunks_equal_one_call_per_user():
     model = RewardFactorization(n_factors=2, max_steps=20, val_fraction=0.2, featurizer=featurizer).fit(
         features, matrix, progress=False)
     prompts, responses = list(matrix.item_prompts), list(matrix.item_responses)
-    weights = np.random.default_rng(0).normal(size=(5, 2))
+    weights = np.random.default_rng(0).normal(size=(5, model.n_weights))
     batch = model.rewards(prompts, responses, weights, chunk_size=3)
     assert batch.shape == (5, len(prompts))
     for user, lam in enumerate(weights):
@@ -230,7 +230,7 @@ def test_two_process_training_reaches_one_process_accuracy(tmp_path):
         assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-4000:]
         assert done.stdout.count("answers from 60 users") == processes  # every process read the data
         model = RewardFactorization.load(output)
-        assert model.user_weights_.shape == (60, 2)
+        assert model.user_weights_.shape == (60, 2 + model.config.residual_factors)
         accuracy[processes] = model.validation_accuracy_
     assert accuracy[1] > 0.75
     assert abs(accuracy[2] - accuracy[1]) < 0.04  # about 3 standard errors on ~650 held-out answers

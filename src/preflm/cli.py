@@ -315,6 +315,11 @@ def train(
         tried = ", ".join(f"J={k} {v['few_answer_accuracy']:.3f}" for k, v in model.n_factors_selection_.items())
         console.print(f"J = {model.config.n_factors} (held-out accuracy of seen users refit from "
                       f"{model.config.selection_answers} answers: {tried})")
+    if model.residual_directions_ is not None:
+        tried = ", ".join(f"{k} {v['few_answer_accuracy']:.3f}" for k, v in model.residual_selection_.items())
+        chosen = f" (held-out accuracy of seen users refit from {model.config.residual_selection_answers} answers: {tried})"
+        console.print(f"{model.config.residual_factors} residual base rewards, prior strength "
+                      f"{model.config.residual_strength:g}{chosen if tried else ''}")
     console.print(f"saved model to {output_dir}")
 
 

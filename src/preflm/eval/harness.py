@@ -107,6 +107,8 @@ def pref_method(name: str = "pref", config: FactorizeConfig | None = None) -> Fe
         info = {"validation_accuracy": model.validation_accuracy_, "svd_init_used": float(model.svd_init_used_)}
         if model.n_factors_selection_:
             info["n_factors_used"] = float(model.config.n_factors)
+        if model.residual_directions_ is not None:
+            info["residual_strength_used"] = float(model.config.residual_strength)
         return users, info
 
     return FewShotMethod(name, fit, supports_active=True)
@@ -210,6 +212,8 @@ def evaluate_methods(
         entry.update({key: float(np.mean([f[key] for f in fit_info])) for key in fit_info[0]})
         if "n_factors_used" in fit_info[0]:
             entry["n_factors_by_seed"] = [int(f["n_factors_used"]) for f in fit_info]
+        if "residual_strength_used" in fit_info[0]:
+            entry["residual_strength_by_seed"] = [f["residual_strength_used"] for f in fit_info]
         info["fit"][method.name] = entry
     bar.close()
     return pd.concat(blocks, ignore_index=True), info
@@ -265,13 +269,16 @@ def standard_methods(
     """PReF, its ablations and the known-phi bound (where the data has true features).
 
     The ablations: SVD init forced on (the paper) and off (``pref`` itself chooses between the two on
-    seen users' held-out prompts when ``svd_init="auto"``), and no L2.
+    seen users' held-out prompts when ``svd_init="auto"``), no L2, and no residual base rewards (when the
+    config has them).
     """
     methods: list[Method] = [pref_method("pref", config)]
     if ablations:
         methods.append(pref_method("pref_svd_init", replace(config, svd_init=True)))
         methods.append(pref_method("pref_no_svd_init", replace(config, svd_init=False)))
         methods.append(pref_method("pref_no_l2", replace(config, l2=0.0)))
+        if config.residual_factors:
+            methods.append(pref_method("pref_no_residual", replace(config, residual_factors=0)))
     if known_phi and matrix.item_true_features is not None:
         methods.append(known_phi_method(matrix.item_true_features))
     return methods

@@ -138,11 +138,13 @@ def write_report(results: dict, directory: str | Path, title: str, command: str,
             kept = f" (SVD initialization kept in {share:.0%} of the seeds)" if share is not None else ""
             chosen_j = results["methods"][name].get("n_factors_by_seed")
             kept += f"; J chosen per seed: {', '.join(map(str, chosen_j))}" if chosen_j else ""
+            strengths = results["methods"][name].get("residual_strength_by_seed")
+            kept += f"; residual prior strength chosen per seed: {', '.join(f'{v:g}' for v in strengths)}" if strengths else ""
             lines.append(f"- {name}: {value:.3f}{kept}")
         lines.append("")
 
     ablation = [
-        n for n in ("pref", "pref_svd_init", "pref_no_svd_init", "pref_no_l2")
+        n for n in ("pref", "pref_svd_init", "pref_no_svd_init", "pref_no_l2", "pref_no_residual")
         if "10" in results["methods"].get(n, {}).get("strategies", {}).get("active", {})
     ]
     if len(ablation) > 1:

@@ -594,7 +594,10 @@ class _BackboneTrainer:
             pooling=cfg.pooling, max_length=cfg.max_length, chat_template=cfg.chat_template,
             adapter=str(backbone_dir) if cfg.mode == "lora" else None, weights_id=uuid.uuid4().hex,
         )
-        factorize_config = replace(cfg.factorize, max_steps=max(1, cfg.phase1_steps + cfg.phase2_steps))
+        # The backbone moves during training, so there are no fixed features to take residual directions from.
+        factorize_config = replace(
+            cfg.factorize, max_steps=max(1, cfg.phase1_steps + cfg.phase2_steps), residual_factors=0
+        )
         model = RewardFactorization(factorize_config, featurizer_spec=featurizer.spec())
         hidden = phi_model.head.weight.shape[1]
         head = torch.nn.Linear(hidden, factorize_config.n_factors, bias=False)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass, field, fields
 from typing import get_type_hints
 
@@ -64,7 +65,40 @@ class FactorizeConfig(ConfigDict):
     val_fraction: float = field(default=0.1, metadata={"help": "Share of seen users' answers held out for early stopping."})
     validation_by: str = field(default=DEFAULT_VALIDATION_BY, metadata={"help": "Hold out whole prompts (prompt) or single answers (answer)."})
     prior_strength: float = field(default=1.0, metadata={"help": "Scale of the population prior's precision for new users' weights."})
+    residual_factors: int = field(
+        default=32,
+        metadata={"help": "K residual base rewards beside the J learned ones: the top principal directions of the "
+                  "standardized features, fixed, with a zero-mean prior for new users' weights on them, so a user "
+                  "with many answers is not confined to what seen users share (0: off)."},
+    )
+    residual_strength: float = field(
+        default=100.0,
+        metadata={"help": "Precision of new users' prior on their residual weights (larger: closer to plain PReF)."},
+    )
+    residual_strength_choices: str = field(
+        default="30,100,300,1000",
+        metadata={"help": "residual_strength values to choose from, e.g. 30,100 (empty: use residual_strength): the "
+                  "one whose seen users, refit from residual_selection_answers answers each, best predict their "
+                  "held-out prompts is kept."},
+    )
+    residual_selection_answers: int = field(
+        default=40,
+        metadata={"help": "Answers per seen user when choosing residual_strength: the residual matters for users "
+                  "who give many answers (with ten, a user's weights stay near the shared ones at any strength)."},
+    )
     seed: int = field(default=0, metadata={"help": "Random seed (initialization, held-out draw)."})
+
+    @property
+    def residual_strengths(self) -> list[float]:
+        """The values of ``residual_strength_choices`` (sorted, unique), or [] when the strength is fixed."""
+        text = str(self.residual_strength_choices).strip()
+        if not text:
+            return []
+        try:
+            values = sorted({float(part) for part in text.split(",") if part.strip()})
+        except ValueError:
+            raise ValueError(f"residual_strength_choices must be comma-separated numbers, e.g. 30,100, got {text!r}") from None
+        return values
 
     @property
     def factor_choices(self) -> list[int]:
@@ -90,8 +124,17 @@ class FactorizeConfig(ConfigDict):
         choices = self.factor_choices
         if any(j < 1 for j in choices):
             raise ValueError(f"n_factors_choices must be whole numbers >= 1, got {self.n_factors_choices!r}")
+        if self.residual_factors < 0:
+            raise ValueError(f"residual_factors must be >= 0 (0 turns the residual off), got {self.residual_factors}")
+        if not all(math.isfinite(v) and v > 0 for v in [self.residual_strength, *self.residual_strengths]):
+            raise ValueError(
+                f"residual strengths must be finite numbers > 0, got {self.residual_strength!r} and "
+                f"choices {self.residual_strength_choices!r}"
+            )
         if self.selection_answers < 1:
             raise ValueError(f"selection_answers must be >= 1, got {self.selection_answers}")
+        if self.residual_selection_answers < 1:
+            raise ValueError(f"residual_selection_answers must be >= 1, got {self.residual_selection_answers}")
         if self.head not in ("linear", "mlp"):
             raise ValueError(f"head must be 'linear' or 'mlp', got {self.head!r}")
         if self.l2 < 0:

@@ -352,4 +352,5 @@ def _start_factorization(encoder, token_ids, items, pad_id, device, train, fit_p
     features = np.zeros((train.n_items, hidden), dtype=np.float32)
     features[items] = frozen_embeddings(frozen, token_ids, [int(i) for i in items], pad_id, device).numpy()
     features[np.setdiff1d(np.arange(train.n_items), items)] = features[items].mean(0)  # keeps the standardization
-    return RewardFactorization(factorize_cfg).fit(features, fit_part, progress=False)
+    # The tuned encoder moves its features, so the start has no residual base rewards over the frozen ones.
+    return RewardFactorization(replace(factorize_cfg, residual_factors=0)).fit(features, fit_part, progress=False)

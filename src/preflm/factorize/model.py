@@ -46,8 +46,13 @@ FORMAT_VERSION = 1
 WEIGHTS_FILE = "model.safetensors"
 CONFIG_FILE = "config.json"
 MIN_ANSWERS_PER_FACTOR = 2
-SELECTION_ONLY_FIELDS = ("n_factors_choices", "selection_answers")
-"""Config fields that only steer the choice of J at fit time: not part of a fitted model's identity."""
+SELECTION_ONLY_FIELDS = ("n_factors_choices", "selection_answers", "residual_strength_choices", "residual_selection_answers")
+"""Config fields that only steer choices at fit time (J, the residual strength): not part of a fitted model's identity."""
+RESIDUAL_FIELDS = ("residual_factors", "residual_strength")
+"""Config fields of the residual base rewards; left out of the identity of a model without them, so models
+saved before the residual existed keep their ids."""
+EXACT_SVD_LIMIT = 2048
+"""Feature matrices whose smaller side is at most this get an exact SVD for the residual directions."""
 
 
 class ModelFileError(ValueError):
@@ -115,7 +120,7 @@ class RewardFactorization:
 
     ``fit(features, answers)`` takes item features (one row per item of ``answers``) and the seen users'
     answers. ``featurizer`` (an instance, kept loaded) or ``featurizer_spec`` (rebuilt on first use) tells
-    how texts become features, for :meth:`rewards` and onboarding questions given as texts. After fitting: ``user_ids_``, ``user_weights_`` (users x J), ``prior_mean_``/``prior_cov_``
+    how texts become features, for :meth:`rewards` and onboarding questions given as texts. After fitting: ``user_ids_``, ``user_weights_`` (users x (J + K): K residual weights, 0 for seen users), ``prior_mean_``/``prior_cov_``
     (population of user weights, the prior for new users) and ``history_``.
     """
 
@@ -132,6 +137,8 @@ class RewardFactorization:
         self.svd_init_used_: bool | None = None
         self.svd_init_selection_: dict = {}
         self.n_factors_selection_: dict = {}
+        self.residual_directions_: torch.Tensor | None = None
+        self.residual_selection_: dict = {}
 
     def _check_fitted(self) -> None:
         if self.head_ is None:
@@ -143,11 +150,28 @@ class RewardFactorization:
             raise ValueError(f"expected features of shape (n, {self.feature_mean_.shape[0]}), got {tuple(x.shape)}")
         return (x - self.feature_mean_) / self.feature_scale_
 
+    @property
+    def n_weights(self) -> int:
+        """Length of a user's weight vector: the J learned base rewards plus the K residual ones."""
+        self._check_fitted()
+        residual = 0 if self.residual_directions_ is None else int(self.residual_directions_.shape[0])
+        return int(self.config.n_factors) + residual
+
     def base_rewards(self, features: np.ndarray) -> np.ndarray:
-        """phi(x, y) for each row of features: (n, J)."""
+        """phi(x, y) for each row of features: the J learned base rewards, then the K residual ones (n, J + K).
+
+        The residual base rewards are the features' coordinates along their top principal directions
+        (fixed at fit time): seen users' weights on them are 0 and a new user's prior there is zero-mean
+        with precision ``residual_strength``, so with few answers a user is PReF and with many answers
+        their reward can leave the span of the shared base rewards.
+        """
         self._check_fitted()
         with torch.no_grad():
-            return self.head_(self._standardize(features)).numpy().astype(np.float64)
+            x = self._standardize(features)
+            phi = self.head_(x)
+            if self.residual_directions_ is not None:
+                phi = torch.cat([phi, x @ self.residual_directions_.T], dim=1)
+            return phi.numpy().astype(np.float64)
 
     def pair_differences(self, features: np.ndarray, pairs: np.ndarray) -> np.ndarray:
         """Delta phi = phi(a) - phi(b) for item-index pairs (n, 2): (n, J)."""
@@ -206,7 +230,14 @@ class RewardFactorization:
             if len(choices) == 1:
                 best, fitted = n_factors, candidate
                 break
-            score = self._few_answer_accuracy(candidate["run"], x, answers, is_val, user_column)
+            with torch.no_grad():
+                phi = candidate["run"]["head"](x).double().numpy()
+            seen_mean, seen_cov = population_prior(candidate["run"]["user_weights"].detach().double().numpy())
+            z_all = phi[answers.pairs[answers.answer_pair, 0]] - phi[answers.pairs[answers.answer_pair, 1]]
+            score = self._few_answer_accuracy(
+                z_all, seen_mean, prior_precision(seen_cov, cfg.prior_strength), answers, is_val, user_column,
+                cfg.selection_answers,
+            )
             self.n_factors_selection_[str(n_factors)] = {
                 "few_answer_accuracy": score, "validation_accuracy": candidate["run"]["validation_accuracy"],
             }
@@ -222,12 +253,76 @@ class RewardFactorization:
         head, user_weights, run = fitted["run"]["head"], fitted["run"]["user_weights"], fitted["run"]
         self.svd_init_used_, self.svd_init_selection_ = fitted["svd_init_used"], fitted["svd_init_selection"]
         self.head_ = head.eval()
-        self.user_weights_ = user_weights.detach().numpy().astype(np.float64)
         self.history_ = run["history"]
         self.best_step_ = run["best_step"]
         self.validation_accuracy_ = run["validation_accuracy"]
-        self.prior_mean_, self.prior_cov_ = population_prior(self.user_weights_)
+        seen_weights = user_weights.detach().numpy().astype(np.float64)
+        prior_mean, prior_cov = population_prior(seen_weights)
+        self.residual_directions_, self.residual_selection_ = None, {}
+        directions = self._residual_directions(x, answers, cfg.residual_factors, cfg.seed)
+        if directions is not None:
+            strength = self._choose_residual_strength(directions, x, answers, is_val, user_column, prior_mean, prior_cov)
+            self.config.residual_factors, self.config.residual_strength = int(directions.shape[0]), strength
+            self.residual_directions_ = directions
+            K = directions.shape[0]
+            seen_weights = np.hstack([seen_weights, np.zeros((len(seen_weights), K))])
+            prior_mean, prior_cov = self._with_residual_prior(prior_mean, prior_cov, K, strength)
+        else:
+            self.config.residual_factors = 0
+        self.user_weights_ = seen_weights
+        self.prior_mean_, self.prior_cov_ = prior_mean, prior_cov
         return self
+
+    @staticmethod
+    def _residual_directions(x: torch.Tensor, answers: AnswerMatrix, k: int, seed: int) -> torch.Tensor | None:
+        """Top ``k`` principal directions (k, d) of the standardized features of the items seen users answered."""
+        answered = np.unique(answers.pairs[answers.answer_pair].ravel())
+        k = min(k, len(answered) - 1, x.shape[1])
+        if k < 1:
+            return None
+        rows = x[torch.as_tensor(answered)].double()
+        rows = rows - rows.mean(0)
+        if min(rows.shape) <= EXACT_SVD_LIMIT:
+            _, _, vt = torch.linalg.svd(rows, full_matrices=False)
+            directions = vt[:k]
+        else:
+            generator_state = torch.random.get_rng_state()
+            torch.manual_seed(seed)
+            _, _, v = torch.svd_lowrank(rows, q=min(k + 20, min(rows.shape)), niter=4)
+            torch.random.set_rng_state(generator_state)
+            directions = v[:, :k].T
+        return directions.float().contiguous()
+
+    @staticmethod
+    def _with_residual_prior(mean: np.ndarray, cov: np.ndarray, k: int, strength: float) -> tuple[np.ndarray, np.ndarray]:
+        """The population prior over J weights extended by k residual weights ~ N(0, I / strength)."""
+        J = len(mean)
+        full = np.zeros((J + k, J + k))
+        full[:J, :J] = cov
+        full[J:, J:] = np.eye(k) / strength
+        return np.concatenate([mean, np.zeros(k)]), full
+
+    def _choose_residual_strength(self, directions, x, answers, is_val, user_column, prior_mean, prior_cov) -> float:
+        """The residual prior's precision: the choice with the best held-out accuracy of seen users refit from few answers."""
+        cfg = self.config
+        choices = cfg.residual_strengths
+        if not choices:
+            return float(cfg.residual_strength)
+        with torch.no_grad():
+            phi = torch.cat([self.head_(x), x @ directions.T], dim=1).double().numpy()
+        z_all = phi[answers.pairs[answers.answer_pair, 0]] - phi[answers.pairs[answers.answer_pair, 1]]
+        best, best_score = None, -1.0
+        for strength in sorted(choices, reverse=True):
+            mean, cov = self._with_residual_prior(prior_mean, prior_cov, directions.shape[0], strength)
+            score = self._few_answer_accuracy(
+                z_all, mean, prior_precision(cov, cfg.prior_strength), answers, is_val, user_column,
+                cfg.residual_selection_answers,
+            )
+            self.residual_selection_[f"{strength:g}"] = {"few_answer_accuracy": score}
+            # Strictly better only: from the strongest prior down, so a tie keeps the one closer to plain PReF.
+            if math.isfinite(score) and score > best_score:
+                best, best_score = strength, score
+        return float(cfg.residual_strength if best is None else best)
 
     def _fit_factors(self, n_factors, x, answers, is_val, user_column, progress, label_suffix="") -> dict:
         """Train with J = ``n_factors``: with and without the SVD start under ``svd_init="auto"``, keeping the better."""
@@ -253,25 +348,22 @@ class RewardFactorization:
         }
         return {"run": runs[chosen], "svd_init_used": chosen, "svd_init_selection": selection}
 
-    def _few_answer_accuracy(self, run, x, answers, is_val, user_column, draws: int = 8) -> float:
-        """Held-out accuracy of seen users whose weights are refit from only ``selection_answers`` answers each.
+    def _few_answer_accuracy(
+        self, z_all, prior_mean, precision, answers, is_val, user_column, k: int, draws: int = 8
+    ) -> float:
+        """Held-out accuracy of seen users whose weights are refit from only ``k`` answers each.
 
         A new user gives about ten answers, so a J that fits seen users' hundreds of answers best can still
-        be too many weights to learn from ten; this scores each J the way new users meet it. For every
-        seen user: draw ``selection_answers`` of their training answers (``draws`` times), fit the weights
-        under the population prior of the run's seen users, and score the user's held-out-prompt answers.
+        be too many weights to learn from ten; this scores each J (and each residual strength) the way new
+        users meet it. ``z_all`` is the pair difference of every answer. For every seen user: draw
+        ``k`` of their training answers (``draws`` times), fit the weights under the prior
+        (``prior_mean``, ``precision``), and score the user's held-out-prompt answers.
         """
         cfg = self.config
-        with torch.no_grad():
-            phi = run["head"](x).double().numpy()
-        seen_weights = run["user_weights"].detach().double().numpy()
-        prior_mean, prior_cov = population_prior(seen_weights)
-        precision = prior_precision(prior_cov, cfg.prior_strength)
-        z_all = phi[answers.pairs[answers.answer_pair, 0]] - phi[answers.pairs[answers.answer_pair, 1]]
         column = user_column[answers.answer_user]
         train = np.flatnonzero(~is_val & (answers.answer_value != 0.5))
         held_out = np.flatnonzero(is_val)
-        n_users, k = seen_weights.shape[0], cfg.selection_answers
+        n_users = int((user_column >= 0).sum())
         counts = np.bincount(column[train], minlength=n_users)
         if not held_out.size or not counts.any():
             return float("nan")
@@ -458,13 +550,16 @@ class RewardFactorization:
             prior_mean=torch.as_tensor(self.prior_mean_),
             prior_cov=torch.as_tensor(self.prior_cov_),
         )
+        if self.residual_directions_ is not None:
+            tensors["residual_directions"] = self.residual_directions_.contiguous()
         return tensors
 
     def _identity(self) -> dict:
         """What besides the tensors decides the model's outputs (hashed into ``model_id``)."""
         # How J was chosen does not change the outputs (the chosen J is n_factors), and leaving it out keeps
         # the ids of models saved before n_factors_choices existed.
-        config = {k: v for k, v in self.config.to_dict().items() if k not in SELECTION_ONLY_FIELDS}
+        left_out = SELECTION_ONLY_FIELDS + (RESIDUAL_FIELDS if self.residual_directions_ is None else ())
+        config = {k: v for k, v in self.config.to_dict().items() if k not in left_out}
         return {
             "config": config,
             "featurizer": self.featurizer_spec,
@@ -504,6 +599,7 @@ class RewardFactorization:
             "svd_init_used": self.svd_init_used_,
             "svd_init_selection": self.svd_init_selection_,
             "n_factors_selection": self.n_factors_selection_,
+            "residual_selection": self.residual_selection_,
             "history": self.history_,
         }
         directory.parent.mkdir(parents=True, exist_ok=True)
@@ -580,17 +676,23 @@ class RewardFactorization:
             config = FactorizeConfig.from_dict(meta["config"])
         except (TypeError, ValueError) as err:
             raise ModelFileError(config_path, f"invalid config ({_one_line(err)})") from None
+        if "residual_factors" not in meta["config"]:
+            config.residual_factors = 0  # saved before the residual existed
         model = cls(config, featurizer_spec=meta.get("featurizer"))
         model.allow_download = allow_download
         mismatch = f"does not match {weights_path.name}"
-        n_users, n_factors = len(meta["user_ids"]), config.n_factors
+        n_users, n_weights = len(meta["user_ids"]), config.n_factors + config.residual_factors
         shapes = {
             "feature_mean": (meta["input_dim"],),
             "feature_scale": (meta["input_dim"],),
-            "user_weights": (n_users, n_factors),
-            "prior_mean": (n_factors,),
-            "prior_cov": (n_factors, n_factors),
+            "user_weights": (n_users, n_weights),
+            "prior_mean": (n_weights,),
+            "prior_cov": (n_weights, n_weights),
         }
+        if config.residual_factors:
+            if "residual_directions" not in tensors:
+                raise ModelFileError(weights_path, "missing tensor 'residual_directions' (the config has residual_factors)")
+            shapes["residual_directions"] = (config.residual_factors, meta["input_dim"])
         for name, shape in shapes.items():
             if tuple(tensors[name].shape) != shape:
                 raise ModelFileError(
@@ -614,6 +716,8 @@ class RewardFactorization:
         model.svd_init_used_ = meta.get("svd_init_used", config.svd_init if isinstance(config.svd_init, bool) else None)
         model.svd_init_selection_ = meta.get("svd_init_selection", {})
         model.n_factors_selection_ = meta.get("n_factors_selection", {})
+        model.residual_selection_ = meta.get("residual_selection", {})
+        model.residual_directions_ = tensors["residual_directions"] if config.residual_factors else None
         recorded = meta.get("model_id")
         if recorded is not None and recorded != model.model_id:
             raise ModelFileError(
@@ -662,8 +766,8 @@ class RewardFactorization:
         ``progress``), so many users x many candidates take one call and the featurizer's memory stays bounded.
         """
         weights = np.asarray(weights, dtype=np.float64)
-        if weights.shape[-1] != self.config.n_factors:
-            raise ValueError(f"weights have {weights.shape[-1]} factors but the model has {self.config.n_factors}")
+        if weights.shape[-1] != self.n_weights:
+            raise ValueError(f"weights have {weights.shape[-1]} entries but the model's users have {self.n_weights}")
         prompts, responses = list(prompts), list(responses)
         if len(prompts) != len(responses):
             raise ValueError(f"got {len(prompts)} prompts but {len(responses)} responses")
@@ -686,8 +790,8 @@ class RewardFactorization:
         """
         self._check_fitted()
         z = np.asarray(z, dtype=np.float64)
-        if z.shape[-1:] != (self.config.n_factors,):
-            raise ValueError(f"z has {z.shape[-1] if z.ndim else 0} factors but the model has {self.config.n_factors}")
+        if z.shape[-1:] != (self.n_weights,):
+            raise ValueError(f"z has {z.shape[-1] if z.ndim else 0} entries but the model's users have {self.n_weights}")
         if not np.isfinite(z).all():
             raise ValueError("pair differences z hold NaN or inf: check the features of the answered pairs")
         weights, covariance = fit_user_weights(z, labels, self.prior_mean_, self.prior_precision(), mask=mask, init=init)

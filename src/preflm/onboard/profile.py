@@ -58,10 +58,10 @@ class UserProfile:
 
     def check_model(self, model) -> None:
         """Refuse a model this profile was not learned with (other ``model_id`` or other number of factors)."""
-        expected = model.config.n_factors
+        expected = model.n_weights
         if len(self.weights) != expected:
             raise ProfileError(
-                f"profile of {self.user_id!r} has {len(self.weights)} weights but the model has {expected} factors: "
+                f"profile of {self.user_id!r} has {len(self.weights)} weights but the model's users have {expected}: "
                 "it was learned with another model; onboard this user again with this model"
             )
         if self.model_id is not None and self.model_id != model.model_id:

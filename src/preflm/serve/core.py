@@ -193,10 +193,6 @@ class PreferenceService:
         self.selector = BanditSelector()
         self.batcher = FeatureBatcher(self._embed, window_s, max_batch_texts, on_batch)
 
-    @property
-    def n_factors(self) -> int:
-        return int(self.model.config.n_factors)
-
     def _embed(self, prompts: list[str], responses: list[str]) -> np.ndarray:
         return self.model.base_rewards(self.featurizer.transform(prompts, responses))
 
