@@ -229,3 +229,14 @@ def test_models_saved_before_the_residual_load_without_it(planted, tmp_path):
 def test_residual_settings_are_checked(overrides, message):
     with pytest.raises(ValueError, match=message):
         RewardFactorization(**overrides)
+
+
+def test_residual_directions_of_large_feature_matrices_match_the_exact_ones(planted, monkeypatch):
+    import preflm.factorize.model as model_module
+
+    settings = dict(n_factors=2, head="linear", max_steps=30, residual_factors=4, residual_strength_choices="", seed=0)
+    exact = RewardFactorization(**settings).fit(planted.features, planted.split.train, progress=False)
+    monkeypatch.setattr(model_module, "EXACT_SVD_LIMIT", 1)
+    randomized = RewardFactorization(**settings).fit(planted.features, planted.split.train, progress=False)
+    overlap = np.linalg.svd(exact.residual_directions_.numpy() @ randomized.residual_directions_.numpy().T, compute_uv=False)
+    assert overlap.min() > 0.99

@@ -174,7 +174,7 @@ class RewardFactorization:
             return phi.numpy().astype(np.float64)
 
     def pair_differences(self, features: np.ndarray, pairs: np.ndarray) -> np.ndarray:
-        """Delta phi = phi(a) - phi(b) for item-index pairs (n, 2): (n, J)."""
+        """Delta phi = phi(a) - phi(b) for item-index pairs (n, 2): (n, J + K)."""
         phi = self.base_rewards(features)
         return phi[pairs[:, 0]] - phi[pairs[:, 1]]
 
@@ -231,9 +231,8 @@ class RewardFactorization:
                 best, fitted = n_factors, candidate
                 break
             with torch.no_grad():
-                phi = candidate["run"]["head"](x).double().numpy()
+                z_all = _answer_differences(candidate["run"]["head"](x), answers)
             seen_mean, seen_cov = population_prior(candidate["run"]["user_weights"].detach().double().numpy())
-            z_all = phi[answers.pairs[answers.answer_pair, 0]] - phi[answers.pairs[answers.answer_pair, 1]]
             score = self._few_answer_accuracy(
                 z_all, seen_mean, prior_precision(seen_cov, cfg.prior_strength), answers, is_val, user_column,
                 cfg.selection_answers,
@@ -280,12 +279,13 @@ class RewardFactorization:
         k = min(k, len(answered) - 1, x.shape[1])
         if k < 1:
             return None
-        rows = x[torch.as_tensor(answered)].double()
-        rows = rows - rows.mean(0)
+        rows = x[torch.as_tensor(answered)]
         if min(rows.shape) <= EXACT_SVD_LIMIT:
-            _, _, vt = torch.linalg.svd(rows, full_matrices=False)
+            rows = rows.double()
+            _, _, vt = torch.linalg.svd(rows - rows.mean(0), full_matrices=False)
             directions = vt[:k]
-        else:
+        else:  # float32 and randomized: the feature matrix may be large
+            rows = rows - rows.mean(0)
             generator_state = torch.random.get_rng_state()
             torch.manual_seed(seed)
             _, _, v = torch.svd_lowrank(rows, q=min(k + 20, min(rows.shape)), niter=4)
@@ -303,14 +303,14 @@ class RewardFactorization:
         return np.concatenate([mean, np.zeros(k)]), full
 
     def _choose_residual_strength(self, directions, x, answers, is_val, user_column, prior_mean, prior_cov) -> float:
-        """The residual prior's precision: the choice with the best held-out accuracy of seen users refit from few answers."""
+        """The residual prior's precision: the choice with the best held-out accuracy of seen users refit from
+        ``residual_selection_answers`` answers each (see :meth:`_few_answer_accuracy`)."""
         cfg = self.config
         choices = cfg.residual_strengths
         if not choices:
             return float(cfg.residual_strength)
         with torch.no_grad():
-            phi = torch.cat([self.head_(x), x @ directions.T], dim=1).double().numpy()
-        z_all = phi[answers.pairs[answers.answer_pair, 0]] - phi[answers.pairs[answers.answer_pair, 1]]
+            z_all = _answer_differences(torch.cat([self.head_(x), x @ directions.T], dim=1), answers)
         best, best_score = None, -1.0
         for strength in sorted(choices, reverse=True):
             mean, cov = self._with_residual_prior(prior_mean, prior_cov, directions.shape[0], strength)
@@ -798,6 +798,13 @@ class RewardFactorization:
         if not (np.isfinite(weights).all() and np.isfinite(covariance).all()):
             raise ValueError("fitting user weights gave NaN or inf; the answers or the model's prior are degenerate")
         return weights, covariance
+
+
+def _answer_differences(phi: torch.Tensor, answers: AnswerMatrix) -> np.ndarray:
+    """phi(a) - phi(b) of the pair of every answer (n_answers, columns of phi), in float64."""
+    phi = phi.double().numpy()
+    pairs = answers.pairs[answers.answer_pair]
+    return phi[pairs[:, 0]] - phi[pairs[:, 1]]
 
 
 def prior_precision(prior_cov: np.ndarray, strength: float) -> np.ndarray:
