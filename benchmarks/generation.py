@@ -81,6 +81,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--reward-data", choices=("llm", "world"), default="llm",
                         help="llm: users rated the LLM's answers to the other bank prompts; world: the template texts")
     parser.add_argument("--train-candidates", type=int, default=8, help="LLM answers per training prompt (--reward-data llm)")
+    parser.add_argument("--residual-factors", type=int, default=FactorizeConfig().residual_factors,
+                        help="residual base rewards K, as for preflm train (0: the learned J alone)")
     parser.add_argument("--n-factors-choices", default="", help="J values to choose from on seen users, as for preflm train")
     args = parser.parse_args(argv)
     if args.train_candidates < 2:
@@ -159,8 +161,9 @@ def candidate_styles(candidates: CandidateSet) -> dict:
 def best_fitting_rewards(model, candidates: CandidateSet, truth: np.ndarray) -> np.ndarray:
     """Rewards (U, P, N) of the learned phi under each user's least-squares best weights for ``truth`` (within prompt).
 
-    Unit weights over the J base rewards give phi itself, so phi comes from the candidates' scoring call."""
-    phi = candidates.rewards(model, np.eye(model.config.n_factors)).transpose(1, 2, 0)
+    Unit weights over the J learned base rewards give phi itself, so phi comes from the candidates' scoring call;
+    the residual base rewards are left out (weight 0): this is the ceiling of what was learned from seen users."""
+    phi = candidates.rewards(model, np.eye(model.n_weights)[: model.config.n_factors]).transpose(1, 2, 0)
     phi = (phi - phi.mean(1, keepdims=True)).reshape(-1, phi.shape[-1])
     centred = (truth - truth.mean(-1, keepdims=True)).reshape(len(truth), -1)
     weights = np.linalg.lstsq(phi, centred.T, rcond=None)[0]
@@ -224,7 +227,7 @@ def prepare_model(args, world_path: Path, clock: Clock):
         model = RewardFactorization.load(args.model_dir)
         clock.log(f"loaded reward model {args.model_dir}")
     else:
-        config = FactorizeConfig(seed=args.seed, n_factors_choices=args.n_factors_choices)
+        config = FactorizeConfig(seed=args.seed, n_factors_choices=args.n_factors_choices, residual_factors=args.residual_factors)
         model = train_reward_model(split.train, features, featurizer, config, progress=False)
         model.save(args.work_dir / f"model-{args.tag}")
         clock.log(f"trained reward model: J={model.config.n_factors}, held-out accuracy {model.validation_accuracy_:.3f}")
@@ -405,6 +408,8 @@ def run(args) -> dict:
             "train_candidates": args.train_candidates if args.reward_data == "llm" else None, "judge": "each user's true reward (Attributes world); win = higher than the greedy default, tie = 1/2",
         },
         "reward_model": {"n_factors": model.config.n_factors, "validation_accuracy": model.validation_accuracy_,
+                         "residual_factors": model.config.residual_factors,
+                         "residual_strength": model.config.residual_strength if model.config.residual_factors else None,
                          "training_answers": int(matrix.n_answers), "tied_share": float(np.mean(matrix.answer_value == 0.5)),
                          "training_answers_generated": training_answers,
                          "featurizer": args.featurizer, "n_factors_choices": args.n_factors_choices or None},
@@ -442,7 +447,9 @@ def _test_answers(settings: dict) -> str:
 
 def _reward_model_line(info: dict) -> str:
     chosen = f", chosen from {info['n_factors_choices']}" if info.get("n_factors_choices") else ""
-    line = (f" Featurizer `{info['featurizer']}`, J = {info['n_factors']}{chosen}; seen users' held-out-prompt "
+    residual = (f" + {info['residual_factors']} residual base rewards (prior strength {info['residual_strength']:g})"
+                if info.get("residual_factors") else "")
+    line = (f" Featurizer `{info['featurizer']}`, J = {info['n_factors']}{chosen}{residual}; seen users' held-out-prompt "
             f"accuracy {info['validation_accuracy']:.3f}. {info['training_answers']} simulated answers, "
             f"{info['tied_share']:.0%} of them ties.")
     generated = info.get("training_answers_generated")
