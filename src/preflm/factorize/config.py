@@ -73,7 +73,8 @@ class FactorizeConfig(ConfigDict):
     )
     residual_strength: float = field(
         default=100.0,
-        metadata={"help": "Precision of new users' prior on their residual weights (larger: closer to plain PReF)."},
+        metadata={"help": "Precision of new users' prior on their residual weights (larger: closer to plain PReF). "
+                  "Used as given only when residual_strength_choices is empty; otherwise the chosen value is stored here."},
     )
     residual_strength_choices: str = field(
         default="30,100,300,1000",
