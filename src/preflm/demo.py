@@ -81,7 +81,7 @@ def run_demo(workdir: Path, seed: int = 0, console: Console | None = None, llm: 
     split = split_answers(matrix)
     users = load_users(world_path)
 
-    console.print(f"[bold]2. Embedding {matrix.n_items} responses[/bold] (all-MiniLM-L6-v2 + text statistics, cached)")
+    console.print(f"[bold]2. Featurizing {matrix.n_items} responses[/bold] ({DEFAULT_FEATURIZER}, cached)")
     featurizer = CachedFeaturizer(featurizer_from_name(DEFAULT_FEATURIZER))
     features = featurize_items(matrix, featurizer)
     console.print(f"   {featurizer.hits} from cache, {featurizer.misses} computed")
