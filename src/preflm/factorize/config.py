@@ -28,6 +28,17 @@ class ConfigDict:
         return cls(**known)
 
 
+def _parse_choices(text, kind, name: str, expected: str) -> list:
+    """Comma-separated values of ``kind`` (sorted, unique); [] for an empty text."""
+    text = str(text).strip()
+    if not text:
+        return []
+    try:
+        return sorted({kind(part) for part in text.split(",") if part.strip()})
+    except ValueError:
+        raise ValueError(f"{name} must be comma-separated {expected}, got {text!r}") from None
+
+
 @dataclass
 class FactorizeConfig(ConfigDict):
     """How to learn J base rewards phi = head(features) and the seen users' weights.
@@ -92,25 +103,12 @@ class FactorizeConfig(ConfigDict):
     @property
     def residual_strengths(self) -> list[float]:
         """The values of ``residual_strength_choices`` (sorted, unique), or [] when the strength is fixed."""
-        text = str(self.residual_strength_choices).strip()
-        if not text:
-            return []
-        try:
-            values = sorted({float(part) for part in text.split(",") if part.strip()})
-        except ValueError:
-            raise ValueError(f"residual_strength_choices must be comma-separated numbers, e.g. 30,100, got {text!r}") from None
-        return values
+        return _parse_choices(self.residual_strength_choices, float, "residual_strength_choices", "numbers, e.g. 30,100")
 
     @property
     def factor_choices(self) -> list[int]:
         """The J values of ``n_factors_choices`` (sorted, unique), or [] when J is fixed."""
-        text = str(self.n_factors_choices).strip()
-        if not text:
-            return []
-        try:
-            return sorted({int(part) for part in text.split(",") if part.strip()})
-        except ValueError:
-            raise ValueError(f"n_factors_choices must be comma-separated whole numbers, e.g. 4,6,8, got {text!r}") from None
+        return _parse_choices(self.n_factors_choices, int, "n_factors_choices", "whole numbers, e.g. 4,6,8")
 
     def __post_init__(self) -> None:
         if isinstance(self.svd_init, str):

@@ -167,11 +167,14 @@ class RewardFactorization:
         """
         self._check_fitted()
         with torch.no_grad():
-            x = self._standardize(features)
-            phi = self.head_(x)
-            if self.residual_directions_ is not None:
-                phi = torch.cat([phi, x @ self.residual_directions_.T], dim=1)
-            return phi.numpy().astype(np.float64)
+            return self._phi(self._standardize(features)).numpy().astype(np.float64)
+
+    def _phi(self, x: torch.Tensor) -> torch.Tensor:
+        """Base rewards of standardized features: the head's J, then the K residual coordinates."""
+        phi = self.head_(x)
+        if self.residual_directions_ is not None:
+            phi = torch.cat([phi, x @ self.residual_directions_.T], dim=1)
+        return phi
 
     def pair_differences(self, features: np.ndarray, pairs: np.ndarray) -> np.ndarray:
         """Delta phi = phi(a) - phi(b) for item-index pairs (n, 2): (n, J + K)."""
@@ -260,10 +263,10 @@ class RewardFactorization:
         self.residual_directions_, self.residual_selection_ = None, {}
         directions = self._residual_directions(x, answers, cfg.residual_factors, cfg.seed)
         if directions is not None:
-            strength = self._choose_residual_strength(directions, x, answers, is_val, user_column, prior_mean, prior_cov)
-            self.config.residual_factors, self.config.residual_strength = int(directions.shape[0]), strength
             self.residual_directions_ = directions
             K = directions.shape[0]
+            strength = self._choose_residual_strength(K, x, answers, is_val, user_column, prior_mean, prior_cov)
+            self.config.residual_factors, self.config.residual_strength = int(K), strength
             seen_weights = np.hstack([seen_weights, np.zeros((len(seen_weights), K))])
             prior_mean, prior_cov = self._with_residual_prior(prior_mean, prior_cov, K, strength)
         else:
@@ -302,7 +305,7 @@ class RewardFactorization:
         full[J:, J:] = np.eye(k) / strength
         return np.concatenate([mean, np.zeros(k)]), full
 
-    def _choose_residual_strength(self, directions, x, answers, is_val, user_column, prior_mean, prior_cov) -> float:
+    def _choose_residual_strength(self, k, x, answers, is_val, user_column, prior_mean, prior_cov) -> float:
         """The residual prior's precision: the choice with the best held-out accuracy of seen users refit from
         ``residual_selection_answers`` answers each (see :meth:`_few_answer_accuracy`)."""
         cfg = self.config
@@ -310,10 +313,10 @@ class RewardFactorization:
         if not choices:
             return float(cfg.residual_strength)
         with torch.no_grad():
-            z_all = _answer_differences(torch.cat([self.head_(x), x @ directions.T], dim=1), answers)
+            z_all = _answer_differences(self._phi(x), answers)
         best, best_score = None, -1.0
         for strength in sorted(choices, reverse=True):
-            mean, cov = self._with_residual_prior(prior_mean, prior_cov, directions.shape[0], strength)
+            mean, cov = self._with_residual_prior(prior_mean, prior_cov, k, strength)
             score = self._few_answer_accuracy(
                 z_all, mean, prior_precision(cov, cfg.prior_strength), answers, is_val, user_column,
                 cfg.residual_selection_answers,
