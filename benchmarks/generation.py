@@ -9,8 +9,10 @@ best-of-N vs reward-guided decoding (equal generated tokens) vs prompting the LL
 Where the reward model learns (``--reward-data``): ``llm`` (default) is the deployment setting: seen users
 rated the same LLM's answers to the bank's other prompts (``--train-candidates`` per prompt, style-
 diversified), and new users are asked about and tested on the LLM's answers too; no benchmark prompt is
-rated by anyone. ``world`` trains on the world's template texts and so measures transfer to the LLM's
-wording. References bound the result: the true attribute scores as phi with weights from the same answers
+rated by anyone. ``llm+world`` adds richer supervision: the same seen users also rate the world's template
+answers to their training prompts, whose styles contrast far more than a small LLM's answers do (the new
+users' questions and tests stay the LLM's answers). ``world`` trains on the world's template texts and so
+measures transfer to the LLM's wording. References bound the result: the true attribute scores as phi with weights from the same answers
 (known phi), and the learned phi with each user's least-squares best weights (the ceiling of its r).
 
     python benchmarks/generation.py                          # SmolLM2-135M, ~10 min on 2 CPU cores
@@ -48,7 +50,8 @@ from preflm.generate.generators import GenerationConfig, GenerationError, load_g
 from preflm.generate.personalize import DEFAULT_STYLES, CandidateSet, guided_decoding, prompting_baseline, style_plan
 from preflm.metrics import mean_ci
 from preflm.simulate import (
-    ATTRIBUTE_NAMES, PROMPTS, WorldConfig, load_users, score_texts, true_reward, world_from_texts, write_world,
+    ATTRIBUTE_NAMES, PROMPTS, WorldConfig, load_users, score_texts, template_training_answers, true_reward,
+    world_from_texts, write_world,
 )
 
 ROOT = Path(__file__).resolve().parent
@@ -78,9 +81,12 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--tag", default=None, help="results name (default: from the generator)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--featurizer", default=DEFAULT_FEATURIZER, help="featurizer of the reward model, as for preflm train")
-    parser.add_argument("--reward-data", choices=("llm", "world"), default="llm",
-                        help="llm: users rated the LLM's answers to the other bank prompts; world: the template texts")
+    parser.add_argument("--reward-data", choices=("llm", "llm+world", "world"), default="llm",
+                        help="llm: users rated the LLM's answers to the other bank prompts; llm+world: seen users also rated "
+                             "the world's template answers to those prompts; world: the template texts")
     parser.add_argument("--train-candidates", type=int, default=8, help="LLM answers per training prompt (--reward-data llm)")
+    parser.add_argument("--answers-per-user", type=int, default=WorldConfig().train_answers_per_user,
+                        help="answers of each seen user (per source of texts under llm+world)")
     parser.add_argument("--residual-factors", type=int, default=FactorizeConfig().residual_factors,
                         help="residual base rewards K, as for preflm train (0: the learned J alone)")
     parser.add_argument("--n-factors-choices", default="", help="J values to choose from on seen users, as for preflm train")
@@ -183,11 +189,10 @@ def training_world(args, generator, benchmark_prompts, styles, clock: Clock) -> 
     work folder and reused while the generator, prompts and sampling settings stay the same. Returns the
     world's path and what generating the training answers cost (empty under ``world``).
     """
-    config = WorldConfig(seed=args.seed)
+    config = WorldConfig(seed=args.seed, train_answers_per_user=args.answers_per_user)
     if args.reward_data == "world":
         world_path = args.work_dir / f"world-seed{args.seed}.jsonl"
-        if not world_path.is_file():
-            write_world(world_path, config)
+        write_world(world_path, config)
         return world_path, {}
     held_out = {e.prompt_id for e in benchmark_prompts}
     entries = [e for e in PROMPTS if e.prompt_id not in held_out]
@@ -210,7 +215,8 @@ def training_world(args, generator, benchmark_prompts, styles, clock: Clock) -> 
         clock.log(f"the LLM answered {len(prompts)} training prompts x {saved.n}: "
                   f"{saved.tokens_generated} tokens in {saved.seconds:.0f} s")
     world_path = args.work_dir / f"llm-world-{args.tag}-seed{args.seed}.jsonl"
-    world_from_texts(entries, saved.candidates, config).write(world_path)
+    templates = template_training_answers(entries, config) if args.reward_data == "llm+world" else None
+    world_from_texts(entries, saved.candidates, config).write(world_path, extra_answers=templates)
     cost = {"prompts": len(prompts), "answers_per_prompt": saved.n, "tokens": saved.tokens_generated,
             "seconds": round(saved.seconds, 1), "reused_from_cache": reused}
     return world_path, cost
@@ -405,7 +411,8 @@ def run(args) -> dict:
             "temperature": args.temperature, "styles": list(styles) if styles else None, "main_budget": main,
             "guided_users": int(len(gu)), "guided_prompts": int(len(gp)), "guided_n": K, "block_tokens": args.block_tokens,
             "seed": args.seed, "reward_data": args.reward_data,
-            "train_candidates": args.train_candidates if args.reward_data == "llm" else None, "judge": "each user's true reward (Attributes world); win = higher than the greedy default, tie = 1/2",
+            "train_candidates": args.train_candidates if args.reward_data != "world" else None,
+            "answers_per_user": args.answers_per_user, "judge": "each user's true reward (Attributes world); win = higher than the greedy default, tie = 1/2",
         },
         "reward_model": {"n_factors": model.config.n_factors, "validation_accuracy": model.validation_accuracy_,
                          "residual_factors": model.config.residual_factors,
@@ -440,7 +447,7 @@ def _fmt(entry: dict) -> str:
 
 
 def _test_answers(settings: dict) -> str:
-    if settings.get("reward_data", "world") == "llm":
+    if settings.get("reward_data", "world") != "world":
         return "pairs of the LLM's answers to test prompts held out from training"
     return "pairs of the world's template texts"
 
@@ -472,7 +479,10 @@ def markdown(report: dict) -> str:
             f"the world's users rating {report['generator']}'s answers ({s['train_candidates']} per prompt) to the bank's "
             f"other prompts (seen users rate training prompts; new users are asked on pool prompts and tested on test "
             f"prompts); no benchmark prompt was rated by anyone."
-            if s.get("reward_data", "world") == "llm" else "the Attributes world's template texts (transfer to the LLM's wording)."
+            + (" Seen users also rated the world's template answers (contrasting styles) to their training prompts."
+               if s.get("reward_data") == "llm+world" else "")
+            + f" {s.get('answers_per_user', 300)} answers per seen user{' and source of texts' if s.get('reward_data') == 'llm+world' else ''}."
+            if s.get("reward_data", "world") != "world" else "the Attributes world's template texts (transfer to the LLM's wording)."
         ) + _reward_model_line(report["reward_model"]),
         "",
         f"Win rate of the personalized answer over the same LLM's greedy answer, judged by {s['n_users']} simulated "
@@ -545,7 +555,7 @@ def markdown(report: dict) -> str:
 def main(argv=None) -> None:
     args = parse_args(argv)
     args.argv = list(sys.argv[1:] if argv is None else argv)
-    args.tag = args.tag or tag_for(args.generator) + ("_world" if args.reward_data == "world" else "")
+    args.tag = args.tag or tag_for(args.generator) + {"llm": "", "llm+world": "_llm_world", "world": "_world"}[args.reward_data]
     report = run(args)
     args.out.mkdir(parents=True, exist_ok=True)
     json_path = args.out / f"generation_{args.tag}.json"

@@ -26,6 +26,7 @@ from preflm.simulate import (
     score_text,
     score_texts,
     simulate_preferences,
+    template_training_answers,
     true_reward,
     users_path,
     world_from_texts,
@@ -343,6 +344,38 @@ def test_world_from_given_texts_judges_them_with_the_same_users():
         world_from_texts(entries, [row[:1] for row in texts], cfg)
     with pytest.raises(ValueError, match="blank or repeated answer"):
         world_from_texts(entries, [row[:-1] + [row[0] + " "] for row in texts], cfg)
+
+
+def test_template_training_answers_supplement_an_llm_world_on_its_training_prompts_only(tmp_path):
+    """Seen users also rate the world's template answers, on the LLM world's training prompts and nowhere else."""
+    from preflm.data import AnswerMatrix, load_preferences, split_answers
+
+    entries = PROMPTS[:20]
+    texts = [[f"{e.question} Short.", f"{e.content[0]} Furthermore, it is advisable to verify this.",
+              f"{e.content[0]} Would you like to know more?", f"Wow! {e.content[0]} Amazing!",
+              f"Maybe {e.content[0].lower()} I think it depends."] for e in entries]
+    cfg = WorldConfig(seed=5, **{**SMALL, "n_prompts": None})
+    llm = world_from_texts(entries, texts, cfg)
+    extra = template_training_answers(entries, cfg)
+    seen = {u.user_id for u in llm.users if not u.is_new}
+    assert set(extra["user_id"]) == seen and set(extra["split"]) == {"train"}
+    assert (extra.groupby("user_id").size() == cfg.train_answers_per_user).all()
+    llm_prompts = _split_prompts(llm.to_frame())
+    assert set(extra["prompt"]) <= llm_prompts["train"]
+    llm_texts = {t for row in texts for t in row}
+    assert not (set(extra["response_a"]) | set(extra["response_b"])) & llm_texts
+    assert extra.equals(template_training_answers(entries, cfg))
+
+    path = llm.write(tmp_path / "mixed.jsonl", extra_answers=extra)
+    frame = load_preferences(path)
+    assert len(frame) == len(llm.to_frame()) + len(extra)
+    split = split_answers(AnswerMatrix.from_frame(frame))
+    assert split.train.n_answers == 2 * len(extra)
+    assert load_users(path).keys() == {u.user_id for u in llm.users}
+    with pytest.raises(ValueError, match="this world's users"):
+        llm.write(tmp_path / "bad.jsonl", extra_answers=extra.assign(user_id="stranger"))
+    with pytest.raises(ValueError, match="not both"):
+        build_world(WorldConfig(seed=5, **SMALL), prompts=entries)
 
 
 def test_world_seen_prompts_option_and_too_few_prompts():

@@ -38,6 +38,7 @@ __all__ = [
     "oracle_accuracy",
     "paper_users",
     "simulate_preferences",
+    "template_training_answers",
     "true_reward",
     "users_path",
     "world_from_texts",
@@ -250,11 +251,21 @@ class World:
             }
         )
 
-    def write(self, path: str | Path) -> Path:
-        """Write answers as JSONL at ``path`` and users to ``users_path(path)``."""
+    def write(self, path: str | Path, extra_answers: pd.DataFrame | None = None) -> Path:
+        """Write answers as JSONL at ``path`` and users to ``users_path(path)``.
+
+        ``extra_answers`` (rows of ``to_frame``'s columns by the same users, e.g. ``template_training_answers``)
+        are written after the world's own."""
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
-        self.to_frame().to_json(path, orient="records", lines=True, force_ascii=False, double_precision=15)
+        frame = self.to_frame()
+        if extra_answers is not None:
+            unknown = set(extra_answers["user_id"]) - {u.user_id for u in self.users}
+            if list(extra_answers.columns) != FRAME_COLUMNS or unknown:
+                raise ValueError(f"extra answers need the columns {FRAME_COLUMNS} and this world's users "
+                                 f"(unknown: {sorted(unknown)[:3]})")
+            frame = pd.concat([frame, extra_answers], ignore_index=True)
+        frame.to_json(path, orient="records", lines=True, force_ascii=False, double_precision=15)
         sidecar = {
             "attributes": ATTRIBUTE_NAMES,
             "poles": [[a.positive, a.negative] for a in ATTRIBUTES],
@@ -295,8 +306,13 @@ def _count_new(spec: float | int, total: int) -> int:
     return k
 
 
-def build_world(config: WorldConfig | None = None) -> World:
-    """Sample candidates, users and answers for ``config``; deterministic in ``config.seed``."""
+def build_world(config: WorldConfig | None = None, prompts: Sequence[PromptEntry] | None = None) -> World:
+    """Sample candidates, users and answers for ``config``; deterministic in ``config.seed``.
+
+    ``prompts`` replaces the bank (then ``config.n_prompts`` must be unset). The users and the prompt split
+    depend only on the seed and the number of prompts, so a world built here and one from ``world_from_texts``
+    over the same prompts and config share both: see ``template_training_answers``.
+    """
     cfg = WorldConfig() if config is None else config
     k = cfg.candidates_per_prompt
     if k < 2:
@@ -304,12 +320,19 @@ def build_world(config: WorldConfig | None = None) -> World:
     streams = _streams(cfg.seed)
     rng_prompts, rng_cands = streams[:2]
 
-    prompts = list(PROMPTS)
-    if cfg.n_prompts is not None:
+    if prompts is not None:
+        if cfg.n_prompts is not None:
+            raise ValueError("give either prompts or config.n_prompts, not both")
+        if not prompts:
+            raise ValueError("prompts is empty: the world needs at least one prompt")
+        prompts = list(prompts)
+    elif cfg.n_prompts is not None:
         if not 1 <= cfg.n_prompts <= len(PROMPTS):
             raise ValueError(f"n_prompts must be in [1, {len(PROMPTS)}], got {cfg.n_prompts}")
         keep = np.sort(rng_prompts.choice(len(PROMPTS), size=cfg.n_prompts, replace=False))
         prompts = [PROMPTS[int(i)] for i in keep]
+    else:
+        prompts = list(PROMPTS)
 
     texts: list[str] = []
     styles: list[np.ndarray] = []
@@ -343,6 +366,18 @@ def world_from_texts(
     flat = [str(t) for row in texts for t in row]
     styles = np.zeros((len(flat), 0), dtype=np.int8)
     return _answer(replace(cfg, candidates_per_prompt=sizes.pop()), list(prompts), flat, styles, _streams(cfg.seed)[2:])
+
+
+def template_training_answers(prompts: Sequence[PromptEntry], config: WorldConfig | None = None) -> pd.DataFrame:
+    """Seen users' training answers over the world's own template answers to ``prompts`` (``to_frame`` rows).
+
+    Supervision with more contrast than an LLM's answers, whose styles vary little: appended to the
+    answers of ``world_from_texts(prompts, llm_texts, config)``, they come from the same users and lie only
+    on that world's training prompts, so its new users' pool and test prompts stay unrated. The template
+    world has ``config.candidates_per_prompt`` answers per prompt, whatever the LLM world has.
+    """
+    frame = build_world(config, prompts).to_frame()
+    return frame[frame["split"] == "train"].reset_index(drop=True)
 
 
 def _streams(seed: int) -> list[np.random.Generator]:
