@@ -70,3 +70,30 @@ def test_markdown_describes_the_richer_supervision_setting(bench):
     assert "pairs of the LLM's answers to test prompts" in text
     report["settings"]["reward_data"] = "llm"
     assert "template answers" not in bench.markdown(report)
+
+
+@pytest.fixture(scope="module")
+def ceiling():
+    import sys
+
+    sys.path.insert(0, str(SCRIPT.parent))
+    try:
+        spec = importlib.util.spec_from_file_location("generation_ceiling", SCRIPT.parent / "generation_ceiling.py")
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+    finally:
+        sys.path.remove(str(SCRIPT.parent))
+    return module
+
+
+def test_held_out_prompt_ceiling_is_one_for_a_phi_that_spans_the_truth_and_near_zero_for_noise(ceiling):
+    rng = np.random.default_rng(1)
+    attributes = rng.normal(size=(12, 16, 3))
+    weights = rng.normal(size=(5, 3))
+    truth = np.einsum("pna,ua->upn", attributes, weights)
+    spanning = np.concatenate([attributes @ rng.normal(size=(3, 3)), rng.normal(size=(12, 16, 1))], axis=-1)
+    exact = ceiling.ceilings(spanning, truth)
+    assert exact["in_sample"] == pytest.approx(1.0, abs=1e-6) and exact["held_out_prompts"] == pytest.approx(1.0, abs=1e-6)
+    noise = ceiling.ceilings(rng.normal(size=(12, 16, 20)), truth)
+    assert noise["in_sample"] > 0.2 and abs(noise["held_out_prompts"]) < 0.15
+    assert noise["held_out_prompts"] < noise["in_sample"]
