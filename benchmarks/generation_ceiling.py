@@ -5,7 +5,9 @@ candidates, the world's users) and fits, for every new user, least-squares weigh
 user's true rewards of the candidates (within prompt). In sample (fitted and scored on all prompts, as the
 benchmark's own reference) the fit also explains noise; held out by prompt (fitted on half the prompts,
 scored on the other half, both ways) it is the r that weights learned from any number of answers can
-reach on new prompts. Both for the J learned base rewards and for J + K with the residual ones.
+reach on new prompts. Both for the J learned base rewards and for J + K with the residual ones, and, as a
+bound on the features rather than on the answers, for a phi that no preference data gives: a ridge map
+from the same features to the seven true attribute scores, fitted on the LLM's training answers.
 
     python benchmarks/generation.py [--tag T ...] && python benchmarks/generation_ceiling.py [T ...]
 """
@@ -17,11 +19,12 @@ import json
 from pathlib import Path
 
 import numpy as np
+from sklearn.linear_model import RidgeCV
 
-from generation import within_prompt_correlation
+from generation import tag_for, within_prompt_correlation
 from preflm.factorize import RewardFactorization
 from preflm.generate.personalize import CandidateSet
-from preflm.simulate import true_reward, users_path
+from preflm.simulate import score_texts, true_reward, users_path
 
 ROOT = Path(__file__).resolve().parent
 TAGS = ["smollm2", "smollm2_no_residual", "smollm2_j_choice", "smollm2_lmfeatures", "smollm2_llm_world"]
@@ -48,6 +51,21 @@ def ceilings(phi: np.ndarray, truth: np.ndarray) -> dict:
             "held_out_prompts": float(np.nanmean(within_prompt_correlation(held_out, truth)))}
 
 
+def attribute_supervised(model, training: CandidateSet, candidates: CandidateSet, truth: np.ndarray) -> dict:
+    """Ceilings of phi = ridge map from the model's features to the true attribute scores of the training answers."""
+    def features(saved: CandidateSet) -> tuple[np.ndarray, list[str]]:
+        texts = [t for row in saved.candidates for t in row]
+        prompts = [p for p, row in zip(saved.prompts, saved.candidates) for _ in row]
+        return np.asarray(model.featurizer().transform(prompts, texts)), texts
+
+    train_x, train_texts = features(training)
+    x, _ = features(candidates)
+    mean, scale = train_x.mean(0), train_x.std(0) + 1e-6
+    ridge = RidgeCV(alphas=np.logspace(0, 4, 9)).fit((train_x - mean) / scale, score_texts(train_texts))
+    phi = ridge.predict((x - mean) / scale).reshape(len(candidates.prompts), candidates.n, -1)
+    return {**ceilings(phi, truth), "ridge_alpha": float(ridge.alpha_), "n_training_answers": len(train_texts)}
+
+
 def ceiling_for(work_dir: Path, results: Path, tag: str, seed: int) -> dict:
     model = RewardFactorization.load(work_dir / f"model-{tag}")
     candidates = CandidateSet.load(work_dir / f"candidates-{tag}.json")
@@ -66,6 +84,9 @@ def ceiling_for(work_dir: Path, results: Path, tag: str, seed: int) -> dict:
            "learned": ceilings(phi[..., :J], truth)}
     if model.n_weights > J:
         out["learned_and_residual"] = ceilings(phi, truth)
+    training = work_dir / f"train-candidates-{tag_for(report['generator'])}.json"
+    if training.is_file():
+        out["attribute_supervised"] = attribute_supervised(model, CandidateSet.load(training), candidates, truth)
     out["onboarding_r"] = {b: round(v["reward_alignment"], 3) for b, v in report["vs_answers"].items()}
     return out
 
