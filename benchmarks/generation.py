@@ -13,7 +13,8 @@ rated by anyone. ``llm+world`` adds richer supervision: the same seen users also
 answers to their training prompts, whose styles contrast far more than a small LLM's answers do (the new
 users' questions and tests stay the LLM's answers). ``world`` trains on the world's template texts and so
 measures transfer to the LLM's wording. References bound the result: the true attribute scores as phi with weights from the same answers
-(known phi), and the learned phi with each user's least-squares best weights (the ceiling of its r).
+(known phi), and the learned phi with each user's least-squares best weights (the ceiling of its r, in
+sample; ``benchmarks/generation_ceiling.py`` gives it held out by prompt).
 
     python benchmarks/generation.py                          # SmolLM2-135M, ~10 min on 2 CPU cores
     python benchmarks/generation.py --reward-data world      # trained on the template texts (transfer)
@@ -84,7 +85,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--reward-data", choices=("llm", "llm+world", "world"), default="llm",
                         help="llm: users rated the LLM's answers to the other bank prompts; llm+world: seen users also rated "
                              "the world's template answers to those prompts; world: the template texts")
-    parser.add_argument("--train-candidates", type=int, default=8, help="LLM answers per training prompt (--reward-data llm)")
+    parser.add_argument("--train-candidates", type=int, default=8, help="LLM answers per training prompt (--reward-data llm and llm+world)")
     parser.add_argument("--answers-per-user", type=int, default=WorldConfig().train_answers_per_user,
                         help="answers of each seen user (per source of texts under llm+world)")
     parser.add_argument("--residual-factors", type=int, default=FactorizeConfig().residual_factors,
@@ -93,6 +94,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     args = parser.parse_args(argv)
     if args.train_candidates < 2:
         parser.error("--train-candidates must be at least 2 (pairs of answers are compared)")
+    if args.answers_per_user < 1:
+        parser.error("--answers-per-user must be at least 1")
     return args
 
 

@@ -50,6 +50,8 @@ def test_arguments_are_checked_and_the_reward_data_choices_include_richer_superv
         bench.parse_args(["--train-candidates", "1"])
     with pytest.raises(SystemExit):
         bench.parse_args(["--reward-data", "templates"])
+    with pytest.raises(SystemExit):
+        bench.parse_args(["--answers-per-user", "0"])
 
 
 def test_markdown_describes_the_richer_supervision_setting(bench):
