@@ -167,16 +167,26 @@ def candidate_styles(candidates: CandidateSet) -> dict:
     return {"attribute_std_within_prompt": dict(zip(ATTRIBUTE_NAMES, np.round(spread, 3).tolist())), "by_style": by_style}
 
 
+def centred_fit(phi: np.ndarray, truth: np.ndarray, fit: np.ndarray, score: np.ndarray) -> np.ndarray:
+    """Rewards (U, P, N) on the ``score`` prompts under weights least-squares fitted on the ``fit`` prompts.
+
+    ``phi`` (P, N, D) and ``truth`` (U, P, N) are centred within prompt first; other prompts are left 0."""
+    phi = phi - phi.mean(1, keepdims=True)
+    centred = truth - truth.mean(-1, keepdims=True)
+    weights = np.linalg.lstsq(phi[fit].reshape(-1, phi.shape[-1]), centred[:, fit].reshape(len(truth), -1).T, rcond=None)[0]
+    out = np.zeros_like(truth)
+    out[:, score] = (phi[score].reshape(-1, phi.shape[-1]) @ weights).T.reshape(len(truth), int(score.sum()), -1)
+    return out
+
+
 def best_fitting_rewards(model, candidates: CandidateSet, truth: np.ndarray) -> np.ndarray:
     """Rewards (U, P, N) of the learned phi under each user's least-squares best weights for ``truth`` (within prompt).
 
     Unit weights over the J learned base rewards give phi itself, so phi comes from the candidates' scoring call;
     the residual base rewards are left out (weight 0): this is the ceiling of what was learned from seen users."""
     phi = candidates.rewards(model, np.eye(model.n_weights)[: model.config.n_factors]).transpose(1, 2, 0)
-    phi = (phi - phi.mean(1, keepdims=True)).reshape(-1, phi.shape[-1])
-    centred = (truth - truth.mean(-1, keepdims=True)).reshape(len(truth), -1)
-    weights = np.linalg.lstsq(phi, centred.T, rcond=None)[0]
-    return (phi @ weights).T.reshape(truth.shape)
+    every = np.ones(len(phi), dtype=bool)
+    return centred_fit(phi, truth, every, every)
 
 
 def chosen_true(scores: np.ndarray, truth: np.ndarray, n: int) -> np.ndarray:

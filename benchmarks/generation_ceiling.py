@@ -21,25 +21,13 @@ from pathlib import Path
 import numpy as np
 from sklearn.linear_model import RidgeCV
 
-from generation import tag_for, within_prompt_correlation
+from generation import centred_fit, tag_for, within_prompt_correlation
 from preflm.factorize import RewardFactorization
 from preflm.generate.personalize import CandidateSet
 from preflm.simulate import score_texts, true_reward, users_path
 
 ROOT = Path(__file__).resolve().parent
 TAGS = ["smollm2", "smollm2_no_residual", "smollm2_j_choice", "smollm2_lmfeatures", "smollm2_llm_world"]
-
-
-def centred_fit(phi: np.ndarray, truth: np.ndarray, fit: np.ndarray, score: np.ndarray) -> np.ndarray:
-    """Rewards (U, P, N) on the ``score`` prompts under weights least-squares fitted on the ``fit`` prompts.
-
-    ``phi`` (P, N, D) and ``truth`` (U, P, N) are centred within prompt first; other prompts are left 0."""
-    phi = phi - phi.mean(1, keepdims=True)
-    centred = truth - truth.mean(-1, keepdims=True)
-    weights = np.linalg.lstsq(phi[fit].reshape(-1, phi.shape[-1]), centred[:, fit].reshape(len(truth), -1).T, rcond=None)[0]
-    out = np.zeros_like(truth)
-    out[:, score] = (phi[score].reshape(-1, phi.shape[-1]) @ weights).T.reshape(len(truth), int(score.sum()), -1)
-    return out
 
 
 def ceilings(phi: np.ndarray, truth: np.ndarray) -> dict:

@@ -309,12 +309,17 @@ def test_world_writes_unseen_prompt_splits_by_default(small_world):
     assert len(split.new_users) == round(0.25 * 90)
 
 
+def _given_answers(entries) -> list[list[str]]:
+    """Five distinct answers per prompt, written elsewhere than the world (as an LLM's would be)."""
+    return [[f"{e.question} Short.", f"{e.content[0]} Furthermore, it is advisable to verify this.",
+             f"{e.content[0]} Would you like to know more?", f"Wow! {e.content[0]} Amazing!",
+             f"Maybe {e.content[0].lower()} I think it depends."] for e in entries]
+
+
 def test_world_from_given_texts_judges_them_with_the_same_users():
     """Any answers (e.g. an LLM's) get the world's users, an unseen-prompt split and answers by true reward."""
     entries = PROMPTS[:20]
-    texts = [[f"{e.question} Short.", f"{e.content[0]} Furthermore, it is advisable to verify this.",
-              f"{e.content[0]} Would you like to know more?", f"Wow! {e.content[0]} Amazing!",
-              f"Maybe {e.content[0].lower()} I think it depends."] for e in entries]
+    texts = _given_answers(entries)
     cfg = WorldConfig(seed=3, **{**SMALL, "n_prompts": None})
     world = world_from_texts(entries, texts, cfg)
     frame = world.to_frame()
@@ -351,9 +356,7 @@ def test_template_training_answers_supplement_an_llm_world_on_its_training_promp
     from preflm.data import AnswerMatrix, load_preferences, split_answers
 
     entries = PROMPTS[:20]
-    texts = [[f"{e.question} Short.", f"{e.content[0]} Furthermore, it is advisable to verify this.",
-              f"{e.content[0]} Would you like to know more?", f"Wow! {e.content[0]} Amazing!",
-              f"Maybe {e.content[0].lower()} I think it depends."] for e in entries]
+    texts = _given_answers(entries)
     cfg = WorldConfig(seed=5, **{**SMALL, "n_prompts": None})
     llm = world_from_texts(entries, texts, cfg)
     extra = template_training_answers(entries, cfg)
